@@ -1,0 +1,1 @@
+"""The ``mme`` command. Each sub-command is one module here (see :mod:`mme.cli.main`)."""
