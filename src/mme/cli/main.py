@@ -42,7 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     for module in _command_modules():
         doc = (module.__doc__ or module.HELP).strip()
         command = sub.add_parser(
-            module.NAME, help=module.HELP, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+            module.NAME,
+            help=module.HELP,
+            description=doc,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(command)
         command.set_defaults(_run=module.run)

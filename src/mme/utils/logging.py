@@ -43,7 +43,9 @@ class RunLog:
     log warnings and errors to the console only, so N ranks never interleave one file.
     """
 
-    def __init__(self, out_dir: str | os.PathLike[str] | None, name: str = "run", is_main: bool = True) -> None:
+    def __init__(
+        self, out_dir: str | os.PathLike[str] | None, name: str = "run", is_main: bool = True
+    ) -> None:
         self.logger = get_logger(f"mme.{name}")
         self.is_main = is_main
         self.name = name
@@ -109,7 +111,7 @@ class RunLog:
 def format_duration(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "?"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"

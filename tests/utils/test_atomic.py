@@ -1,0 +1,36 @@
+"""The atomic writers never leave a partial file under the final name."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mme.utils.atomic import atomic_path, atomic_write, atomic_write_json, is_temp_name
+
+
+def test_success_replaces_the_final_file(tmp_path):
+    target = tmp_path / "sub" / "out.json"
+    atomic_write_json(target, {"a": 1})
+    atomic_write_json(target, {"a": 2})
+    assert json.loads(target.read_text()) == {"a": 2}
+    assert [p.name for p in target.parent.iterdir()] == ["out.json"]
+
+
+def test_failure_keeps_the_old_file_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("good")
+    with pytest.raises(RuntimeError), atomic_write(target) as handle:
+        handle.write("half written")
+        raise RuntimeError("killed")
+    assert target.read_text() == "good"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_atomic_path_gives_a_recognisable_temp_name(tmp_path):
+    target = tmp_path / "weights.bin"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp != target and is_temp_name(tmp)
+        assert not target.exists()
+        tmp.write_bytes(b"\x00\x01")
+    assert target.read_bytes() == b"\x00\x01" and not tmp.exists()
