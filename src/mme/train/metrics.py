@@ -1,0 +1,53 @@
+"""Classification metrics: top-k, multi-view merging, per-class accuracy, confusion matrix.
+
+Pure tensor functions on CPU results; the distributed part (gathering the shards) lives in
+:mod:`mme.train.evaluate`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def topk_correct(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[int, int]:
+    """Number of rows whose label is among the ``k`` highest scores, for each ``k``.
+
+    ``k`` larger than the number of classes counts every row (top-5 of a 3-class problem is 100%).
+    """
+    if scores.numel() == 0:
+        return dict.fromkeys(ks, 0)
+    largest = min(max(ks), scores.shape[1])
+    top = scores.topk(largest, dim=1).indices
+    hits = top.eq(labels.view(-1, 1))
+    return {k: int(hits[:, : min(k, largest)].any(dim=1).sum()) for k in ks}
+
+
+def merge_views(
+    view_scores: torch.Tensor, video_index: torch.Tensor, num_videos: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Average per-view softmax scores per video.
+
+    ``view_scores`` (V, C) in a fixed order, ``video_index`` (V,) the video of each view.
+    Returns ``(scores (num_videos, C), views_per_video (num_videos,))``. Summation follows the
+    row order, so equal inputs in equal order give bit-identical results.
+    """
+    sums = torch.zeros(num_videos, view_scores.shape[1], dtype=torch.float64)
+    sums.index_add_(0, video_index.long(), view_scores.double())
+    counts = torch.bincount(video_index.long(), minlength=num_videos)
+    if (counts == 0).any():
+        missing = torch.nonzero(counts == 0).flatten()[:10].tolist()
+        raise RuntimeError(f"no view was evaluated for videos {missing}")
+    return (sums / counts.unsqueeze(1)).float(), counts
+
+
+def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``(C, C)`` counts; row = true class, column = predicted class."""
+    flat = labels.long() * num_classes + predictions.long()
+    return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+def per_class_accuracy(confusion: torch.Tensor) -> list[float | None]:
+    """Recall of each class (``None`` for a class without samples)."""
+    totals = confusion.sum(dim=1)
+    correct = confusion.diagonal()
+    return [None if int(t) == 0 else float(c) / float(t) for c, t in zip(correct, totals, strict=True)]
