@@ -1,0 +1,153 @@
+"""Dense optical flow between consecutive frames, behind one small interface.
+
+A backend is created once per process (``create_flow(name)``) and then called on many frame
+pairs: ``flow = backend(prev_gray, next_gray)`` with two grayscale uint8 (H, W) frames returns a
+float32 (H, W, 2) field of (dx, dy) such that pixel (x, y) of ``prev`` is seen at
+``(x + dx, y + dy)`` in ``next``. The OpenCV objects keep internal buffers between calls, so
+reusing one backend avoids re-allocating per pair.
+
+Backends are OpenCV's (written in C++ and well tested; nothing to gain from our own copy):
+
+- ``dis_ultrafast`` / ``dis_fast`` / ``dis_medium``: DIS (Kroeger et al. 2016) with OpenCV's presets.
+- ``dis_fine``: DIS tuned for the offline extraction: the medium preset run down to full
+  resolution (finest scale 0) with a denser patch grid; chosen by the known-motion
+  measurements in docs/motion.md.
+- ``farneback``: Farneback's polynomial-expansion flow.
+- ``tvl1``: TV-L1 (what the MME authors used), from ``cv2.optflow`` in the
+  opencv-contrib build (``pip install 'mme[tvl1]'`` after uninstalling opencv-python-headless).
+
+Threads: ``cv2.setNumThreads`` is process-wide. Data-loader workers and extraction workers
+call :func:`set_cv2_threads(1) <set_cv2_threads>` so that N workers use N cores rather than
+N x cores threads fighting each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from mme.errors import ConfigError
+
+
+class FlowBackend(Protocol):
+    """Dense optical flow from one grayscale uint8 frame to the next."""
+
+    name: str
+
+    def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        """(H, W) uint8, (H, W) uint8 -> float32 (H, W, 2) (dx, dy) in pixels."""
+        ...
+
+
+def set_cv2_threads(threads: int) -> None:
+    """Set OpenCV's process-wide thread count (1 in loader and extraction workers)."""
+    cv2.setNumThreads(int(threads))
+
+
+def _check_pair(prev: np.ndarray, nxt: np.ndarray) -> None:
+    if prev.dtype != np.uint8 or nxt.dtype != np.uint8 or prev.ndim != 2 or prev.shape != nxt.shape:
+        raise ValueError(
+            f"flow needs two grayscale uint8 (H, W) frames of one size, got {prev.dtype}{prev.shape} "
+            f"and {nxt.dtype}{nxt.shape}"
+        )
+
+
+class DISFlow:
+    """OpenCV DIS optical flow with a preset, optionally tuned."""
+
+    def __init__(
+        self,
+        name: str,
+        preset: int,
+        finest_scale: int | None = None,
+        patch_stride: int | None = None,
+        gradient_iterations: int | None = None,
+        refinement_iterations: int | None = None,
+    ) -> None:
+        self.name = name
+        self._dis = cv2.DISOpticalFlow_create(preset)
+        if finest_scale is not None:
+            self._dis.setFinestScale(finest_scale)
+        if patch_stride is not None:
+            self._dis.setPatchStride(patch_stride)
+        if gradient_iterations is not None:
+            self._dis.setGradientDescentIterations(gradient_iterations)
+        if refinement_iterations is not None:
+            self._dis.setVariationalRefinementIterations(refinement_iterations)
+
+    def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        _check_pair(prev, nxt)
+        # Passing None (not a previous result) makes DIS start from zero flow every time:
+        # a given flow argument would be used as its initial guess.
+        return self._dis.calc(prev, nxt, None)
+
+
+class FarnebackFlow:
+    """OpenCV Farneback flow (pyramid of 4 levels, 15 px window, 3 iterations)."""
+
+    def __init__(self, name: str = "farneback") -> None:
+        self.name = name
+        self._flow = cv2.FarnebackOpticalFlow_create(
+            numLevels=4, pyrScale=0.5, fastPyramids=False, winSize=15, numIters=3, polyN=5, polySigma=1.1
+        )
+
+    def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        _check_pair(prev, nxt)
+        return self._flow.calc(prev, nxt, None)
+
+
+class TVL1Flow:
+    """TV-L1 flow from OpenCV's contrib build (``cv2.optflow``), the authors' choice of flow."""
+
+    def __init__(self, name: str = "tvl1") -> None:
+        optflow = getattr(cv2, "optflow", None)
+        if optflow is None:
+            raise ConfigError(
+                "flow backend 'tvl1' needs OpenCV's contrib build (cv2.optflow), which is not installed: "
+                "pip uninstall -y opencv-python-headless && pip install 'mme[tvl1]'"
+            )
+        self.name = name
+        self._flow = optflow.DualTVL1OpticalFlow_create()
+
+    def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        _check_pair(prev, nxt)
+        return self._flow.calc(prev, nxt, None)
+
+
+_BACKENDS: dict[str, Callable[[], FlowBackend]] = {
+    "dis_ultrafast": lambda: DISFlow("dis_ultrafast", cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST),
+    "dis_fast": lambda: DISFlow("dis_fast", cv2.DISOPTICAL_FLOW_PRESET_FAST),
+    "dis_medium": lambda: DISFlow("dis_medium", cv2.DISOPTICAL_FLOW_PRESET_MEDIUM),
+    "dis_fine": lambda: DISFlow(
+        "dis_fine", cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, finest_scale=0, patch_stride=4, gradient_iterations=16
+    ),
+    "farneback": FarnebackFlow,
+    "tvl1": TVL1Flow,
+}
+
+
+def flow_backends() -> tuple[str, ...]:
+    """Names accepted by :func:`create_flow` (``tvl1`` needs the opencv-contrib build)."""
+    return tuple(_BACKENDS)
+
+
+def create_flow(name: str) -> FlowBackend:
+    """Create the flow backend called ``name`` (see the module docstring)."""
+    factory = _BACKENDS.get(name)
+    if factory is None:
+        raise ConfigError(f"unknown flow backend {name!r}; choose one of {', '.join(_BACKENDS)}")
+    return factory()
+
+
+def to_gray(frames: np.ndarray) -> np.ndarray:
+    """RGB uint8 (..., H, W, 3) -> grayscale uint8 (..., H, W) with OpenCV's BT.601 weights."""
+    if frames.dtype != np.uint8 or frames.shape[-1] != 3:
+        raise ValueError(f"expected RGB uint8 frames (..., H, W, 3), got {frames.dtype}{frames.shape}")
+    if frames.ndim == 3:
+        return cv2.cvtColor(frames, cv2.COLOR_RGB2GRAY)
+    flat = frames.reshape(-1, *frames.shape[-3:])
+    gray = np.stack([cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in flat])
+    return gray.reshape(*frames.shape[:-1])

@@ -1,0 +1,135 @@
+"""Videos with exactly known motion, for measuring flow and tracking accuracy.
+
+A smooth random colour texture (Gaussian-filtered noise) is rendered frame by frame under a
+similarity motion (translation, rotation about the frame centre, zoom about the frame centre) by
+sampling it at the analytically mapped sub-pixel positions (``cv2.remap``, bicubic). Because the
+motion is a closed-form map, the true position of every tracked point in every frame is known,
+which is what the accuracy tests and ``benchmarks/motion.py`` compare against.
+
+Coordinates are pixel-centre coordinates (pixel ``i`` has its centre at ``i``), as in OpenCV and
+in :mod:`mme.motion.tracking`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Motion:
+    """A similarity motion per frame, about the frame centre.
+
+    Frame ``t`` shows the scene translated by ``t * (dx, dy)`` pixels, rotated by ``t * angle``
+    radians (counter-clockwise on screen is negative, as y points down) and scaled by
+    ``zoom ** t``, all about the frame centre.
+    """
+
+    name: str
+    dx: float = 0.0
+    dy: float = 0.0
+    angle: float = 0.0
+    zoom: float = 1.0
+
+    def matrix(self, t: float, centre: tuple[float, float]) -> np.ndarray:
+        """2x3 affine map from scene coordinates to frame-``t`` coordinates."""
+        cx, cy = centre
+        scale = self.zoom**t
+        cos, sin = scale * math.cos(self.angle * t), scale * math.sin(self.angle * t)
+        linear = np.array([[cos, -sin], [sin, cos]])
+        offset = np.array([cx + self.dx * t, cy + self.dy * t]) - linear @ np.array([cx, cy])
+        return np.concatenate([linear, offset[:, None]], axis=1)
+
+
+# The motions the accuracy tests and the benchmark table use: slow and fast, integer and
+# sub-pixel translations, a rotation and a zoom (up to ~3.5 px/frame at the frame corners).
+STANDARD_MOTIONS: tuple[Motion, ...] = (
+    Motion("translate_subpixel", dx=0.37, dy=-0.21),
+    Motion("translate_1px", dx=1.0, dy=0.5),
+    Motion("translate_fast", dx=3.3, dy=-2.4),
+    Motion("rotate", angle=math.radians(1.5)),
+    Motion("zoom_in", zoom=1.03),
+    Motion("zoom_out", zoom=1 / 1.03),
+)
+
+
+def smooth_texture(height: int, width: int, sigma: float = 2.0, seed: int = 0) -> np.ndarray:
+    """Float32 (H, W, 3) texture in [0, 255]: Gaussian-filtered white noise, contrast-stretched."""
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((height, width, 3)).astype(np.float32)
+    smooth = cv2.GaussianBlur(noise, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
+    smooth -= smooth.mean(axis=(0, 1), keepdims=True)
+    smooth /= smooth.std(axis=(0, 1), keepdims=True) * 4.0
+    return np.clip((smooth + 0.5) * 255.0, 0.0, 255.0)
+
+
+def render_frames(
+    motion: Motion,
+    num_frames: int,
+    height: int,
+    width: int,
+    sigma: float = 2.0,
+    seed: int = 0,
+    oversample: int = 4,
+) -> np.ndarray:
+    """Render ``num_frames`` uint8 RGB frames (T, H, W, 3) of a smooth texture moving by ``motion``.
+
+    Like a camera sensor, each output pixel is the average of ``oversample`` x ``oversample``
+    point samples of the scene spread over its area; the scene is a texture of ``oversample``
+    times the output resolution (feature size ``sigma`` output pixels), so the bicubic
+    interpolation between its texels is far below the pixel scale. Without this, interpolating
+    a texture at the output resolution blurs each sub-pixel phase differently, which looks like a
+    per-frame shift of several hundredths of a pixel. The texture covers twice the frame in each
+    direction, centred on it, so the motions of :data:`STANDARD_MOTIONS` see real texture (never a
+    border) for a dozen frames.
+    """
+    fine = oversample
+    pad_y, pad_x = height // 2, width // 2
+    texture = smooth_texture(
+        (height + 2 * pad_y) * fine, (width + 2 * pad_x) * fine, sigma=sigma * fine, seed=seed
+    )
+    centre = ((width - 1) / 2.0, (height - 1) / 2.0)
+    # Output-pixel coordinates of the fine sample grid (pixel-centre convention at both scales).
+    ys, xs = np.mgrid[0 : height * fine, 0 : width * fine].astype(np.float64)
+    xs, ys = (xs + 0.5) / fine - 0.5, (ys + 0.5) / fine - 0.5
+    frames = np.empty((num_frames, height, width, 3), np.uint8)
+    for t in range(num_frames):
+        inverse = cv2.invertAffineTransform(motion.matrix(t, centre))
+        scene_x = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
+        scene_y = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
+        samples = cv2.remap(
+            texture,
+            ((scene_x + pad_x + 0.5) * fine - 0.5).astype(np.float32),
+            ((scene_y + pad_y + 0.5) * fine - 0.5).astype(np.float32),
+            interpolation=cv2.INTER_CUBIC,
+            borderMode=cv2.BORDER_REFLECT,
+        )
+        pixels = cv2.resize(samples, (width, height), interpolation=cv2.INTER_AREA)
+        frames[t] = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+    return frames
+
+
+def true_positions(
+    motion: Motion, points: np.ndarray, start: int, steps: int, height: int, width: int
+) -> np.ndarray:
+    """Exact positions (steps + 1, ..., 2) of ``points`` (..., 2) seen in frame ``start``, in frames
+    ``start .. start + steps``."""
+    centre = ((width - 1) / 2.0, (height - 1) / 2.0)
+    to_scene = cv2.invertAffineTransform(motion.matrix(start, centre))
+    flat = points.reshape(-1, 2).astype(np.float64)
+    scene = flat @ to_scene[:, :2].T + to_scene[:, 2]
+    out = []
+    for t in range(start, start + steps + 1):
+        forward = motion.matrix(t, centre)
+        out.append(scene @ forward[:, :2].T + forward[:, 2])
+    return np.stack(out).reshape(steps + 1, *points.shape).astype(np.float64)
+
+
+def true_displacements(
+    motion: Motion, points: np.ndarray, start: int, steps: int, height: int, width: int
+) -> np.ndarray:
+    """Exact per-step displacements (steps, ..., 2) of ``points`` seen in frame ``start``."""
+    return np.diff(true_positions(motion, points, start, steps, height, width), axis=0)
