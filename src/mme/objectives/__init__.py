@@ -1,1 +1,20 @@
-"""mme.objectives"""
+"""mme.objectives: what the decoder predicts (HOG, trajectories, pixels) and the masked loss.
+
+Pure tensor functions on the training device; see :mod:`mme.objectives.targets` for the exact
+per-token layouts.
+"""
+
+from mme.objectives.config import TargetConfig
+from mme.objectives.loss import masked_loss
+from mme.objectives.targets import TARGETS, TargetSpec, build_targets, get_target, grid_to_tokens, target_dim
+
+__all__ = [
+    "TARGETS",
+    "TargetConfig",
+    "TargetSpec",
+    "build_targets",
+    "get_target",
+    "grid_to_tokens",
+    "masked_loss",
+    "target_dim",
+]

@@ -1,0 +1,73 @@
+"""Settings of the target builders (geometry of tokens, trajectory normalisation).
+
+Plain fields only (omegaconf-compatible); the training config embeds it. Which targets are
+trained is the model's list of heads; these settings say how each target is computed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mme.errors import ConfigError
+
+TRAJ_NORMS = ("patch_std", "none")
+
+
+@dataclass
+class TargetConfig:
+    """How targets are built from a batch (METHOD §4).
+
+    - ``patch_size`` / ``tubelet_size``: the token geometry of the model (16, 2).
+    - ``traj_steps``: L, steps per trajectory (must match the data's ``TrajectoryConfig.steps``).
+    - ``traj_stride``: spacing of trajectory seeds (8: 2x2 points per 16x16 patch).
+    - ``traj_norm``: ``patch_std`` (released recipe) or ``none`` (divide by ``max_displacement``).
+    - ``max_displacement``: displacements are clamped to +- this, in network-input pixels.
+    - ``hog_cell`` / ``hog_bins``: HOG cell size (8: 2x2 cells per patch) and orientation bins (9).
+    - ``eps``: added to the standard deviations of ``patch_std`` and of the pixel target.
+    """
+
+    patch_size: int = 16
+    tubelet_size: int = 2
+    traj_steps: int = 4
+    traj_stride: int = 8
+    traj_norm: str = "patch_std"
+    max_displacement: float = 20.0
+    hog_cell: int = 8
+    hog_bins: int = 9
+    eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad field."""
+        if self.traj_norm not in TRAJ_NORMS:
+            raise ConfigError(f"targets.traj_norm must be one of {TRAJ_NORMS}, got {self.traj_norm!r}")
+        for name in ("patch_size", "tubelet_size", "traj_steps", "traj_stride", "hog_cell", "hog_bins"):
+            value = getattr(self, name)
+            if int(value) != value or value < 1:
+                raise ConfigError(f"targets.{name} must be an integer >= 1, got {value!r}")
+        if self.tubelet_size < 2:
+            raise ConfigError(
+                "targets.tubelet_size must be >= 2 (HOG is taken at each tubelet's second frame), "
+                f"got {self.tubelet_size}"
+            )
+        for name, divisor in (("traj_stride", self.traj_stride), ("hog_cell", self.hog_cell)):
+            if self.patch_size % divisor:
+                raise ConfigError(
+                    f"targets.{name}={divisor} must divide targets.patch_size={self.patch_size}"
+                )
+        if not self.max_displacement > 0:
+            raise ConfigError(f"targets.max_displacement must be > 0, got {self.max_displacement!r}")
+        if not self.eps >= 0:
+            raise ConfigError(f"targets.eps must be >= 0, got {self.eps!r}")
+
+    @property
+    def traj_points(self) -> int:
+        """Trajectory points per token (4 = 2x2)."""
+        return (self.patch_size // self.traj_stride) ** 2
+
+    @property
+    def hog_cells_per_token(self) -> int:
+        """HOG cells per token (4 = 2x2)."""
+        return (self.patch_size // self.hog_cell) ** 2

@@ -1,0 +1,232 @@
+"""Target builders: the batch on the training device -> per-token targets (METHOD §4).
+
+Each target is one registry entry (:data:`TARGETS`): its head activation, its per-token dimension
+and its builder. A builder maps the device batch to ``(values (B, N, C), weight (B, N) or None)``
+for ALL N tokens (token ``n = (k * Hp + i) * Wp + j``); the loss gathers the masked ones.
+Everything is batched tensor code on the batch's device: no per-sample Python loops.
+
+Batch keys read here:
+
+- ``clip``: the normalised float clip (B, 3, T, H, W);
+- ``traj_disp`` (B, K, L, Gh, Gw, 2) and ``traj_valid`` (B, K, L, Gh, Gw): trajectories in
+  network-input pixels (the Trajectory-inputs contract);
+- ``traj_frames`` (only for ``traj_hog``): the frames r_k .. r_k+L each trajectory grid was tracked
+  through, normalised like the clip, float (B, K, L+1, 3, H, W).
+
+Per-token layouts (q x q = 2 x 2 cells/points per 16 x 16 patch, ``p = row * q + col`` row-major):
+
+- ``hog`` (108 = 4 x 3 x 9): index ``p * 27 + c * 9 + b`` - cell p, RGB channel c, orientation
+  bin b, of the tubelet's SECOND frame (2k + 1).
+- ``traj`` (32 = 2 x L x 4): index ``c * L * 4 + t * 4 + p`` - coordinate c (0 = x, 1 = y), step t,
+  point p.
+- ``traj_hog`` (432 = L x 4 x 3 x 9): index ``((t * 4 + p) * 3 + c) * 9 + b`` - the HOG under
+  point p after step t (zero once the point is invalid).
+- ``pixel`` (1536 = 2 x 16 x 16 x 3): index ``((dt * 16 + dy) * 16 + dx) * 3 + c`` - pixel-major
+  then channel, VideoMAE's "(p0 p1 p2) c".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import torch
+
+from mme.errors import ConfigError
+from mme.motion.hog import hog_along_trajectories, hog_cells
+from mme.objectives.config import TargetConfig
+
+Batch = Mapping[str, torch.Tensor]
+Built = tuple[torch.Tensor, torch.Tensor | None]
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """One target: the head activation it expects, its per-token size and its builder."""
+
+    name: str
+    activation: str  # "sigmoid", "tanh" or "none": what the model puts on this head's output
+    dim: Callable[[TargetConfig], int]
+    build: Callable[[Batch, TargetConfig], Built]
+    description: str
+
+
+def _require(batch: Batch, key: str, target: str, ndim: int) -> torch.Tensor:
+    if key not in batch:
+        raise ConfigError(f"target {target!r} needs batch[{key!r}], which the data pipeline did not provide")
+    value = batch[key]
+    if value.ndim != ndim:
+        raise ValueError(
+            f"target {target!r}: batch[{key!r}] must have {ndim} dims, got shape {tuple(value.shape)}"
+        )
+    return value
+
+
+def _token_grid(clip: torch.Tensor, config: TargetConfig) -> tuple[int, int, int]:
+    """(K, Hp, Wp) of a (B, 3, T, H, W) clip, checking that the sizes divide evenly."""
+    _, _, frames, height, width = clip.shape
+    if frames % config.tubelet_size or height % config.patch_size or width % config.patch_size:
+        raise ValueError(
+            f"clip of T={frames}, H={height}, W={width} does not split into tubelets of "
+            f"{config.tubelet_size}x{config.patch_size}x{config.patch_size}"
+        )
+    return frames // config.tubelet_size, height // config.patch_size, width // config.patch_size
+
+
+def grid_to_tokens(grid: torch.Tensor, per_side: int) -> torch.Tensor:
+    """(B, K, Gh, Gw, *F) cell/point grid -> (B, N, per_side**2, *F), tokens in model order.
+
+    Token ``n = (k * Hp + i) * Wp + j`` holds grid rows ``i * q .. i * q + q - 1`` and columns
+    ``j * q ..``, listed row-major (``p = row * q + col``).
+    """
+    batch, tubelets, grid_h, grid_w = grid.shape[:4]
+    features = grid.shape[4:]
+    rows, cols = grid_h // per_side, grid_w // per_side
+    split = grid.reshape(batch, tubelets, rows, per_side, cols, per_side, *features)
+    order = (0, 1, 2, 4, 3, 5, *range(6, 6 + len(features)))
+    return split.permute(order).reshape(batch, tubelets * rows * cols, per_side * per_side, *features)
+
+
+def _trajectory_inputs(
+    batch: Batch, config: TargetConfig, target: str
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    clip = _require(batch, "clip", target, 5)
+    disp = _require(batch, "traj_disp", target, 6)
+    valid = _require(batch, "traj_valid", target, 5)
+    tubelets, rows, cols = _token_grid(clip, config)
+    per_side = config.patch_size // config.traj_stride
+    expected = (clip.shape[0], tubelets, config.traj_steps, rows * per_side, cols * per_side)
+    if tuple(disp.shape) != (*expected, 2) or tuple(valid.shape) != expected:
+        raise ValueError(
+            f"target {target!r}: traj_disp {tuple(disp.shape)} / traj_valid {tuple(valid.shape)} "
+            f"do not fit the clip {tuple(clip.shape)}: expected {(*expected, 2)} and {expected} "
+            f"(steps={config.traj_steps}, stride={config.traj_stride})"
+        )
+    return disp, valid, per_side
+
+
+def trajectory_weight(valid: torch.Tensor, per_side: int) -> torch.Tensor:
+    """Token weight (B, N): 1 if at least one of its points is valid at the last step, else 0."""
+    last = valid[:, :, -1]  # (B, K, Gh, Gw)
+    return grid_to_tokens(last, per_side).any(dim=-1).to(torch.float32)
+
+
+def build_traj(batch: Batch, config: TargetConfig) -> Built:
+    """Per-token trajectory displacements, layout "2 x L x q*q" (see module docstring)."""
+    disp, valid, per_side = _trajectory_inputs(batch, config, "traj")
+    disp = disp.float().clamp(-config.max_displacement, config.max_displacement)
+    tokens = grid_to_tokens(disp.permute(0, 1, 3, 4, 2, 5), per_side)  # (B, N, P, L, 2)
+    tokens = tokens.permute(0, 1, 4, 3, 2)  # (B, N, 2, L, P)
+    if config.traj_norm == "patch_std":
+        mean = tokens.mean(dim=-1, keepdim=True)
+        std = tokens.std(dim=-1, keepdim=True, unbiased=True)
+        tokens = (tokens - mean) / (std + config.eps)
+    else:
+        tokens = tokens / config.max_displacement
+    return tokens.flatten(2), trajectory_weight(valid, per_side)
+
+
+def build_hog(batch: Batch, config: TargetConfig) -> Built:
+    """Per-token HOG of each tubelet's second frame, layout "q*q cells x 3 channels x 9 bins"."""
+    clip = _require(batch, "clip", "hog", 5)
+    batch_size, channels = clip.shape[:2]
+    tubelets = _token_grid(clip, config)[0]
+    second = clip[:, :, 1 :: config.tubelet_size]  # (B, C, K, H, W): frames 2k + 1
+    images = second.transpose(1, 2).reshape(batch_size * tubelets, channels, *clip.shape[-2:])
+    cells = hog_cells(images.float(), cell=config.hog_cell, bins=config.hog_bins)  # (BK, C, bins, Gh, Gw)
+    grid = cells.permute(0, 3, 4, 1, 2).reshape(
+        batch_size, tubelets, *cells.shape[-2:], channels, config.hog_bins
+    )
+    return grid_to_tokens(grid, config.patch_size // config.hog_cell).flatten(2), None
+
+
+def build_traj_hog(batch: Batch, config: TargetConfig) -> Built:
+    """Per-token HOG along the trajectories (paper variant), layout "L x q*q points x 3 x 9"."""
+    disp, valid, per_side = _trajectory_inputs(batch, config, "traj_hog")
+    frames = _require(batch, "traj_frames", "traj_hog", 6)
+    batch_size, tubelets = disp.shape[:2]
+    expected = (batch_size, tubelets, config.traj_steps + 1, 3, *batch["clip"].shape[-2:])
+    if tuple(frames.shape) != expected:
+        raise ValueError(f"target 'traj_hog': traj_frames must be {expected}, got {tuple(frames.shape)}")
+    disp = disp.float().clamp(-config.max_displacement, config.max_displacement)
+    hog = hog_along_trajectories(
+        frames.float(), disp, stride=config.traj_stride, cell=config.hog_cell, bins=config.hog_bins
+    )  # (B, K, L, Gh, Gw, C, bins)
+    hog = hog * valid[..., None, None].to(hog.dtype)
+    tokens = grid_to_tokens(hog.permute(0, 1, 3, 4, 2, 5, 6), per_side)  # (B, N, P, L, C, bins)
+    return tokens.transpose(2, 3).flatten(2), trajectory_weight(valid, per_side)
+
+
+def build_pixel(batch: Batch, config: TargetConfig) -> Built:
+    """VideoMAE's pixel target, normalised per token and channel, layout "(p0 p1 p2) c".
+
+    Takes the normalised clip: per-token standardisation removes any per-channel affine map, so
+    un-doing the ImageNet normalisation first would change only the effective eps (scaled by
+    that channel's std, ~0.23).
+    """
+    clip = _require(batch, "clip", "pixel", 5)
+    batch_size, channels = clip.shape[:2]
+    tubelets, rows, cols = _token_grid(clip, config)
+    tube, patch = config.tubelet_size, config.patch_size
+    split = clip.float().reshape(batch_size, channels, tubelets, tube, rows, patch, cols, patch)
+    tokens = split.permute(0, 2, 4, 6, 3, 5, 7, 1).reshape(batch_size, tubelets * rows * cols, -1, channels)
+    mean = tokens.mean(dim=2, keepdim=True)
+    std = tokens.var(dim=2, keepdim=True, unbiased=True).sqrt()
+    return ((tokens - mean) / (std + config.eps)).flatten(2), None
+
+
+TARGETS: dict[str, TargetSpec] = {
+    spec.name: spec
+    for spec in (
+        TargetSpec(
+            "hog",
+            "sigmoid",
+            lambda c: c.hog_cells_per_token * 3 * c.hog_bins,
+            build_hog,
+            "HOG of each tubelet's second frame (appearance, released recipe)",
+        ),
+        TargetSpec(
+            "traj",
+            "tanh",
+            lambda c: 2 * c.traj_steps * c.traj_points,
+            build_traj,
+            "per-step trajectory displacements (motion, released recipe)",
+        ),
+        TargetSpec(
+            "traj_hog",
+            "sigmoid",
+            lambda c: c.traj_steps * c.traj_points * 3 * c.hog_bins,
+            build_traj_hog,
+            "HOG under each tracked point at each step (paper's shape variant)",
+        ),
+        TargetSpec(
+            "pixel",
+            "none",
+            lambda c: c.tubelet_size * c.patch_size * c.patch_size * 3,
+            build_pixel,
+            "normalised pixels (VideoMAE baseline)",
+        ),
+    )
+}
+
+
+def get_target(name: str) -> TargetSpec:
+    """The registry entry called ``name``."""
+    spec = TARGETS.get(name)
+    if spec is None:
+        raise ConfigError(f"unknown target {name!r}; choose from {', '.join(TARGETS)}")
+    return spec
+
+
+def target_dim(name: str, config: TargetConfig | None = None) -> int:
+    """Per-token size of target ``name`` (the head's output width)."""
+    return get_target(name).dim(config or TargetConfig())
+
+
+def build_targets(
+    names: list[str] | tuple[str, ...], batch: Batch, config: TargetConfig | None = None
+) -> dict[str, Built]:
+    """``{name: (values (B, N, C), weight (B, N) or None)}`` for each target in ``names``."""
+    config = config or TargetConfig()
+    with torch.no_grad():
+        return {name: get_target(name).build(batch, config) for name in names}
