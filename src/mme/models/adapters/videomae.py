@@ -1,0 +1,221 @@
+"""Original MME / VideoMAE checkpoints: their parameter names to mme's, and the architecture from shapes.
+
+mme's models use the original names, so most keys pass through; what differs:
+
+- a pre-trained encoder's keys start with ``encoder.`` (``backbone.`` in some forks); a fine-tuned
+  classifier's do not. Both become the canonical ``encoder.<name>``.
+- the original MME decoder is a one-element list (``--decoder_num 1``): ``encoder_to_decoder.0``,
+  ``decoder.0.blocks.N``, ``decoder.0.norm`` and heads ``decoder.0.head.<i>.0`` / ``.2`` (the two
+  Linears of ``Linear -> GELU -> Linear -> Dropout -> activation``). VideoMAE has one decoder
+  without the index and a single Linear ``decoder.head``. Heads become ``heads.#<i>`` until
+  they are named (:func:`name_heads`), because the state dict does not say which target a head predicts.
+- DDP writes ``module.`` in front of every key (``torch.compile``: ``_orig_mod.``).
+
+Checkpoints do not store the number of attention heads, the clip size, or (sine-cosine) position
+tables; those come from the registered size of the same width, the defaults, or the caller.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import torch
+
+from mme.errors import CheckpointError
+from mme.models.config import KNOWN_HEADS, HeadConfig
+from mme.models.layers import sincos_table
+from mme.models.registry import heads_for_width
+
+_TRUNK = ("patch_embed.", "blocks.", "norm.")
+_DROP = object()
+_POSITIONS = object()
+
+
+@dataclass
+class Canonical:
+    """A state dict under mme's canonical names: :class:`MMEPretrainModel`'s plus ``fc_norm``/``head``."""
+
+    state: dict[str, torch.Tensor]
+    dropped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    # Original --decoder_num > 1: several decoders, which mme's pre-training model cannot hold.
+    extra_decoders: list[str] = field(default_factory=list)
+
+
+def canonical_from_original(state: dict[str, torch.Tensor], source: str) -> Canonical:
+    # DDP wraps names in "module.", torch.compile in "_orig_mod." (in either order).
+    for prefix in ("module.", "_orig_mod.", "module."):
+        state = _strip_common_prefix(state, prefix)
+    result = Canonical({})
+    for key, value in state.items():
+        name = _rename(key)
+        if name is _POSITIONS:
+            _check_sincos(value, source, key)
+            result.notes.append(
+                f"{key}: a fixed sine-cosine table; not needed (rebuilt from the token count)"
+            )
+        elif name is _DROP:
+            result.dropped.append(key)
+        elif isinstance(name, tuple):
+            result.extra_decoders.append(key)
+            result.dropped.append(key)
+        else:
+            if name in result.state:
+                raise CheckpointError(
+                    f"{source}: two checkpoint keys map to the same parameter {name} (one is {key})"
+                )
+            result.state[name] = value
+    return result
+
+
+def _rename(key: str) -> object:
+    if key in ("pos_embed", "encoder.pos_embed", "backbone.pos_embed"):
+        return _POSITIONS
+    for prefix in ("encoder.", "backbone."):
+        if key.startswith(prefix):
+            rest = key[len(prefix) :]
+            return f"encoder.{rest}" if rest.startswith(_TRUNK) else _DROP
+    if key.startswith(_TRUNK):
+        return f"encoder.{key}"
+    if key.startswith(("fc_norm.", "head.", "heads.")) or key == "mask_token":
+        return key
+    if key.startswith("fc."):
+        return "head." + key[3:]
+    match = re.fullmatch(r"encoder_to_decoder(?:\.(\d+))?\.weight", key)
+    if match:
+        return "encoder_to_decoder.weight" if match.group(1) in (None, "0") else ("extra", key)
+    match = re.fullmatch(r"decoder\.(?:(\d+)\.)?(.+)", key)
+    if match:
+        index, rest = match.groups()
+        if index not in (None, "0"):
+            return ("extra", key)
+        if rest.startswith(("blocks.", "norm.")):
+            return f"decoder.{rest}"
+        head = re.fullmatch(r"head\.(\d+)\.([02])\.(weight|bias)", rest)
+        if head:
+            number, layer, kind = head.groups()
+            return f"heads.#{number}." + ("hidden.0." if layer == "0" else "out.") + kind
+        if rest in ("head.weight", "head.bias"):
+            return "heads.#0.out." + rest.split(".")[1]
+    return _DROP
+
+
+def _strip_common_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    if state and all(key.startswith(prefix) for key in state):
+        return {key[len(prefix) :]: value for key, value in state.items()}
+    return state
+
+
+def _check_sincos(value: torch.Tensor, source: str, key: str) -> None:
+    """A stored position table is accepted only if it is the fixed sine-cosine one (then it is rebuilt)."""
+    if value.ndim == 3 and value.shape[0] == 1:
+        expected = sincos_table(value.shape[1], value.shape[2])
+        if torch.allclose(value.float(), expected, atol=1e-4):
+            return
+    raise CheckpointError(
+        f"{source}: {key} (shape {tuple(value.shape)}) is a learned position embedding; mme's models use "
+        "the fixed sine-cosine table of MME/VideoMAE and cannot hold a learned one"
+    )
+
+
+def block_count(state: dict[str, torch.Tensor], prefix: str) -> int:
+    """Number of blocks ``<prefix>N.`` in a state dict (0 if none)."""
+    pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
+    indices = {int(m.group(1)) for key in state if (m := pattern.match(key))}
+    if indices and indices != set(range(len(indices))):
+        raise CheckpointError(f"blocks {sorted(indices)} under {prefix!r} are not numbered 0..N-1")
+    return len(indices)
+
+
+def infer_encoder_fields(state: dict[str, torch.Tensor], source: str) -> tuple[dict[str, object], list[str]]:
+    """ViT settings readable from a canonical state dict's shapes (no num_heads if the width is unknown)."""
+    key = "encoder.patch_embed.proj.weight"
+    if key not in state:
+        raise CheckpointError(
+            f"{source}: no video ViT encoder in this checkpoint "
+            "(no patch_embed.proj.weight under any known prefix)"
+        )
+    weight = state[key]
+    if weight.ndim != 5 or weight.shape[3] != weight.shape[4]:
+        raise CheckpointError(
+            f"{source}: {key} has shape {tuple(weight.shape)}; expected a Conv3d tubelet embedding "
+            "(D, C, tubelet, patch, patch)"
+        )
+    embed_dim, in_chans, tubelet, patch, _ = weight.shape
+    depth = block_count(state, "encoder.blocks.")
+    if depth == 0:
+        raise CheckpointError(f"{source}: no encoder blocks (blocks.0.*) in this checkpoint")
+    fields: dict[str, object] = {
+        "embed_dim": embed_dim,
+        "depth": depth,
+        "patch_size": patch,
+        "tubelet_size": tubelet,
+        "in_chans": in_chans,
+        "qkv_bias": "encoder.blocks.0.attn.q_bias" in state,
+    }
+    fc1 = state.get("encoder.blocks.0.mlp.fc1.weight")
+    if fc1 is not None:
+        fields["mlp_ratio"] = fc1.shape[0] / embed_dim
+    notes = []
+    if "encoder.blocks.0.gamma_1" in state:
+        fields["init_values"] = 0.1
+        notes.append("layer scale (gamma_1/gamma_2) found: built with layer scale")
+    heads = heads_for_width(embed_dim)
+    if heads is not None:
+        fields["num_heads"] = heads
+    return fields, notes
+
+
+def name_heads(
+    state: dict[str, torch.Tensor], wanted: list[HeadConfig] | None, source: str
+) -> tuple[dict[str, torch.Tensor], list[HeadConfig], list[str]]:
+    """Give the original, numbered heads (``heads.#i``) target names.
+
+    With ``wanted`` heads of the same count and widths, the numbers map to them in order.
+    Otherwise a head's target is read from its width and place, as the original recipes used
+    them: 108 = HOG (sigmoid), 1536 = pixels (identity), a later head of width 8*L = trajectory
+    (tanh). Returns the renamed state, the heads found (in checkpoint order) and notes.
+    """
+    numbered = sorted(
+        {int(m.group(1)) for key in state if (m := re.match(r"heads\.#(\d+)\.out\.weight", key))}
+    )
+    if not numbered:
+        return state, [], []
+    widths = [state[f"heads.#{i}.out.weight"].shape[0] for i in numbered]
+    notes = []
+    if wanted is not None and [h.dim for h in wanted] == widths:
+        found = [HeadConfig(h.name, h.dim, h.activation) for h in wanted]
+    else:
+        found = []
+        for place, width in zip(numbered, widths, strict=True):
+            if width == KNOWN_HEADS["hog"].dim and place == 0:
+                spec = HeadConfig("hog", width, "sigmoid")
+            elif width == KNOWN_HEADS["pixel"].dim:
+                spec = HeadConfig("pixel", width, "identity")
+            elif place > 0 and width % 8 == 0:
+                spec = HeadConfig("traj", width, "tanh")
+            elif wanted is not None:
+                spec = HeadConfig(f"unnamed{place}", width, "identity")
+                notes.append(f"checkpoint head {place} (width {width}) matches no requested head; not used")
+            else:
+                raise CheckpointError(
+                    f"{source}: cannot tell which target prediction head {place} (width {width}) was "
+                    "trained on; pass heads=[...] naming the checkpoint's heads in order"
+                )
+            found.append(spec)
+        notes.append(
+            "prediction heads named from their widths: "
+            + ", ".join(
+                f"#{i} -> {h.name} ({h.dim}, {h.activation})" for i, h in zip(numbered, found, strict=True)
+            )
+        )
+    renamed = {}
+    for key, value in state.items():
+        match = re.match(r"heads\.#(\d+)\.(.*)", key)
+        if match:
+            spec = found[numbered.index(int(match.group(1)))]
+            renamed[f"heads.{spec.name}.{match.group(2)}"] = value
+        else:
+            renamed[key] = value
+    return renamed, found, notes

@@ -1,0 +1,427 @@
+"""Save, load, import and export models.
+
+- :func:`save_model` writes mme's own format: a folder with ``model.safetensors`` and
+  ``config.json`` (the model kind, registry name and full config), or one ``.safetensors`` file
+  carrying the same config in its metadata.
+- :func:`load_classifier` / :func:`load_pretrain_model` read every layout listed in
+  :data:`mme.models.reading.SUPPORTED_LAYOUTS` (ours, original MME/VideoMAE ``.pth``, DeepSpeed,
+  Hugging Face). The architecture comes from the checkpoint (our config, HF's config, or the
+  shapes of an original state dict) unless given. Every tensor is accounted for in a
+  :class:`~mme.models.report.LoadReport`: loaded, newly initialised (a new head, ``fc_norm`` after
+  pre-training) or not used (a decoder when fine-tuning); missing encoder tensors and shape
+  mismatches are errors naming the parameter.
+- :func:`export_hf` writes a folder that ``transformers.VideoMAEForVideoClassification`` loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import mme
+from mme.errors import CheckpointError, ConfigError
+from mme.models.adapters.hf import (
+    HF_FC_NORM_EPS,
+    canonical_from_hf,
+    classifier_to_hf,
+    hf_decoder_fields,
+    hf_encoder_fields,
+    is_hf_pretraining,
+)
+from mme.models.adapters.videomae import (
+    Canonical,
+    block_count,
+    canonical_from_original,
+    infer_encoder_fields,
+    name_heads,
+)
+from mme.models.config import (
+    ClassifierConfig,
+    MMEPretrainConfig,
+    ModelConfig,
+    ViTConfig,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    parse_heads,
+)
+from mme.models.pretrain import MMEPretrainModel
+from mme.models.reading import RawCheckpoint, read_checkpoint
+from mme.models.registry import decoder_heads_for_width, model_kind
+from mme.models.report import LoadReport, group_names
+from mme.models.storage import atomic_folder, write_safetensors
+from mme.models.vit import VideoClassifier
+from mme.utils.atomic import atomic_write_json
+from mme.utils.logging import get_logger
+
+FORMAT = "mme"
+FORMAT_VERSION = 1
+
+
+# ----------------------------------------------------------------------------- our format
+
+
+def model_config_dict(model: nn.Module) -> dict[str, Any]:
+    """What ``config.json`` (and a training checkpoint's ``model_config``) holds to rebuild ``model``."""
+    config = _config_of(model)
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": model_kind(config),
+        "name": getattr(model, "model_name", None),
+        "config": config_to_dict(config),
+        "mme_version": mme.__version__,
+    }
+
+
+def _config_of(model: nn.Module) -> ModelConfig:
+    config = getattr(model, "config", None)
+    if not isinstance(config, (ClassifierConfig, MMEPretrainConfig)):
+        raise CheckpointError(
+            f"{type(model).__name__} is not an mme model (no ClassifierConfig/MMEPretrainConfig)"
+        )
+    return config
+
+
+def config_from_payload(payload: dict[str, Any], source: str = "model config") -> ModelConfig:
+    """Rebuild a model config from :func:`model_config_dict`'s output (or a bare config dict)."""
+    if "config" in payload and "kind" in payload:
+        if int(payload.get("format_version", 1)) > FORMAT_VERSION:
+            raise CheckpointError(
+                f"{source}: written by a newer mme (format_version {payload['format_version']}); upgrade mme"
+            )
+        kind, data = payload["kind"], payload["config"]
+    else:
+        kind, data = ("pretrain" if "encoder" in payload else "classifier"), payload
+    if kind not in ("classifier", "pretrain"):
+        raise CheckpointError(f"{source}: unknown model kind {kind!r} (expected 'classifier' or 'pretrain')")
+    cls = MMEPretrainConfig if kind == "pretrain" else ClassifierConfig
+    try:
+        config = config_from_dict(cls, data)
+        config.validate()
+    except ConfigError as error:
+        raise CheckpointError(f"{source}: invalid model config: {error}") from error
+    return config
+
+
+def save_model(model: nn.Module, dst: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    """Write ``model`` in mme's format: a folder, or a single file if ``dst`` ends in ``.safetensors``."""
+    dst = Path(dst)
+    if dst.suffix == ".safetensors":
+        if dst.exists() and not overwrite:
+            raise CheckpointError(f"{dst} already exists; refusing to overwrite it (use overwrite=True)")
+        payload = model_config_dict(model)
+        write_safetensors(dst, model.state_dict(), {"mme_config": json.dumps(payload)})
+        return dst
+    with atomic_folder(dst, overwrite=overwrite) as tmp:
+        write_model_files(model, tmp)
+    return dst
+
+
+def write_model_files(model: nn.Module, folder: Path) -> None:
+    """``model.safetensors`` + ``config.json`` into an existing (temporary) folder."""
+    payload = model_config_dict(model)
+    write_safetensors(folder / "model.safetensors", model.state_dict(), {"mme_config": json.dumps(payload)})
+    atomic_write_json(folder / "config.json", payload)
+
+
+def export_hf(model: nn.Module, dst: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    """Write a Hugging Face ``VideoMAEForVideoClassification`` folder (config.json + model.safetensors)."""
+    dst = Path(dst)
+    with atomic_folder(dst, overwrite=overwrite) as tmp:
+        write_hf_files(model, tmp)
+    return dst
+
+
+def write_hf_files(model: nn.Module, folder: Path) -> None:
+    if not isinstance(model, VideoClassifier):
+        raise CheckpointError(
+            f"Hugging Face export takes a classifier (VideoClassifier), got {type(model).__name__}; "
+            "load a pre-training checkpoint with load_classifier(path, num_classes=...) first"
+        )
+    state, config = classifier_to_hf(model.state_dict(), model.config)
+    config["torch_dtype"] = str(model.fc_norm.weight.dtype).removeprefix("torch.")
+    write_safetensors(folder / "model.safetensors", state)
+    atomic_write_json(folder / "config.json", config)
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_classifier(
+    path: str | os.PathLike[str],
+    num_classes: int | None = None,
+    *,
+    trust_pickle: bool = False,
+    **overrides: Any,
+) -> VideoClassifier:
+    """A :class:`VideoClassifier` from any supported checkpoint; logs what was loaded, new or unused
+    (see :func:`load_classifier_with_report`)."""
+    model, report = load_classifier_with_report(path, num_classes, trust_pickle=trust_pickle, **overrides)
+    get_logger("mme.models").info(report.summary())
+    return model
+
+
+def load_classifier_with_report(
+    path: str | os.PathLike[str],
+    num_classes: int | None = None,
+    *,
+    trust_pickle: bool = False,
+    **overrides: Any,
+) -> tuple[VideoClassifier, LoadReport]:
+    """Load a classifier and say what happened to every tensor (the report is returned, not logged).
+
+    ``num_classes=None`` keeps the checkpoint's head (or 0 = pooled features if it has none);
+    another count gets a new head. ``overrides`` are :class:`ClassifierConfig` fields
+    (``num_frames=8``, ``drop_path_rate=0.1``, ``use_checkpoint=True``, ...).
+    ``trust_pickle=True`` allows unpickling arbitrary objects (only for files you trust).
+    """
+    raw = read_checkpoint(path, trust_pickle=trust_pickle)
+    source = str(raw.source)
+    canon, base = _canonical(raw)
+    notes = list(canon.notes)
+
+    fields = _encoder_fields(raw, canon, base, overrides, notes)
+    if isinstance(base, ClassifierConfig):
+        fields.update(
+            num_classes=base.num_classes,
+            head_drop_rate=base.head_drop_rate,
+            init_scale=base.init_scale,
+            fc_norm_eps=base.fc_norm_eps,
+        )
+    if raw.layout == "hf":
+        fields["fc_norm_eps"] = float(raw.hf_config.get("mme_fc_norm_eps", HF_FC_NORM_EPS))
+
+    head = canon.state.get("head.weight")
+    checkpoint_classes = None if head is None else int(head.shape[0])
+    if num_classes is None:
+        if checkpoint_classes is not None:
+            num_classes = checkpoint_classes
+        elif isinstance(base, ClassifierConfig):
+            num_classes = base.num_classes
+        else:
+            num_classes = 0
+            notes.append(
+                "the checkpoint has no classification head: num_classes=0 (the model returns pooled "
+                "features); pass num_classes=N for a new head"
+            )
+    fields["num_classes"] = num_classes
+    config = apply_overrides(ClassifierConfig(**fields), overrides)
+
+    state: dict[str, torch.Tensor] = {}
+    dropped = list(canon.dropped)
+    for key, value in canon.state.items():
+        if key.startswith("encoder.") and not key.startswith("encoder.norm."):
+            state[key.removeprefix("encoder.")] = value
+        elif key.startswith(("fc_norm.", "head.")):
+            state[key] = value
+        else:
+            dropped.append(key)
+    if any(key.startswith("encoder.norm.") for key in canon.state):
+        notes.append(
+            "the pre-training encoder's final norm is not used: the classifier normalises after pooling"
+        )
+    if checkpoint_classes is not None and checkpoint_classes != config.num_classes:
+        for key in ("head.weight", "head.bias"):
+            if key in state:
+                dropped.append(key)
+                del state[key]
+        notes.append(
+            f"new classification head: {config.num_classes} classes "
+            f"(the checkpoint's head has {checkpoint_classes})"
+        )
+    elif checkpoint_classes is None and config.num_classes > 0:
+        notes.append(f"new classification head: {config.num_classes} classes (the checkpoint has none)")
+
+    model = VideoClassifier(config)
+    if isinstance(base, ClassifierConfig):
+        model.model_name = (raw.mme_config or {}).get("name")
+    report = LoadReport(
+        source, raw.layout, "classifier", notes=notes, dropped=dropped, config=config_to_dict(config)
+    )
+    _assign(model, state, report, required=("patch_embed.", "blocks."))
+    return model, report
+
+
+def load_pretrain_model(
+    path: str | os.PathLike[str], *, trust_pickle: bool = False, **overrides: Any
+) -> MMEPretrainModel:
+    """An :class:`MMEPretrainModel` for continued pre-training; logs what was loaded, new or unused
+    (see :func:`load_pretrain_model_with_report`)."""
+    model, report = load_pretrain_model_with_report(path, trust_pickle=trust_pickle, **overrides)
+    get_logger("mme.models").info(report.summary())
+    return model
+
+
+def load_pretrain_model_with_report(
+    path: str | os.PathLike[str], *, trust_pickle: bool = False, **overrides: Any
+) -> tuple[MMEPretrainModel, LoadReport]:
+    """Load a pre-training model: ours, original MME (``decoder.0.head.i``), VideoMAE (one pixel
+    head), HF ``VideoMAEForPreTraining``, or any classifier checkpoint (encoder only; decoder new).
+
+    ``overrides`` are :class:`MMEPretrainConfig` fields or encoder fields (``heads=["hog", "traj"]``,
+    ``decoder_num_heads=6``, ``num_frames=8``, ...). Checkpoint heads load by target name;
+    heads of other targets are reported as not used, requested heads the checkpoint lacks as new.
+    """
+    raw = read_checkpoint(path, trust_pickle=trust_pickle)
+    source = str(raw.source)
+    canon, base = _canonical(raw)
+    notes = list(canon.notes)
+    if canon.extra_decoders:
+        raise CheckpointError(
+            f"{source}: this checkpoint has several decoders (original --decoder_num > 1: "
+            f"{group_names(canon.extra_decoders)}); mme's pre-training model has one shared decoder. "
+            "Load it with load_classifier to use its encoder."
+        )
+    wanted = parse_heads(overrides["heads"]) if "heads" in overrides else None
+    state, found_heads, head_notes = name_heads(canon.state, wanted, source)
+    notes.extend(head_notes)
+
+    if isinstance(base, MMEPretrainConfig):
+        config = apply_overrides(base, overrides)
+    else:
+        encoder = _encoder_fields(raw, canon, base, overrides, notes)
+        decoder = _decoder_fields(raw, state, encoder, notes, source)
+        if found_heads and wanted is None:
+            decoder["heads"] = found_heads
+        elif wanted is not None:
+            # The checkpoint's head width says nothing about newly requested heads.
+            decoder.pop("head_hidden_dim", None)
+        config = apply_overrides(MMEPretrainConfig(encoder=ViTConfig(**encoder), **decoder), overrides)
+
+    dropped = list(canon.dropped)
+    kept = {}
+    for key, value in state.items():
+        if key.startswith(("fc_norm.", "head.")):
+            dropped.append(key)
+        else:
+            kept[key] = value
+    model = MMEPretrainModel(config)
+    if isinstance(base, MMEPretrainConfig):
+        model.model_name = (raw.mme_config or {}).get("name")
+    report = LoadReport(
+        source, raw.layout, "pretrain", notes=notes, dropped=dropped, config=config_to_dict(config)
+    )
+    _assign(model, kept, report, required=("encoder.patch_embed.", "encoder.blocks."))
+    return model, report
+
+
+def _canonical(raw: RawCheckpoint) -> tuple[Canonical, ModelConfig | None]:
+    source = str(raw.source)
+    if raw.layout == "hf":
+        return canonical_from_hf(raw.state, raw.hf_config or {}, source), None
+    canon = canonical_from_original(raw.state, source)
+    base = config_from_payload(raw.mme_config, source) if raw.mme_config is not None else None
+    return canon, base
+
+
+def _encoder_fields(
+    raw: RawCheckpoint,
+    canon: Canonical,
+    base: ModelConfig | None,
+    overrides: dict[str, Any],
+    notes: list[str],
+) -> dict[str, Any]:
+    """Encoder settings from our config, HF's config, or the shapes of an original state dict."""
+    source = str(raw.source)
+    if isinstance(base, ClassifierConfig):
+        return dataclasses.asdict(base.encoder_config())
+    if isinstance(base, MMEPretrainConfig):
+        return dataclasses.asdict(base.encoder)
+    if raw.layout == "hf":
+        return hf_encoder_fields(raw.hf_config or {}, source)
+    fields, more = infer_encoder_fields(canon.state, source)
+    notes.extend(more)
+    if "num_heads" not in overrides:
+        if "num_heads" not in fields:
+            raise CheckpointError(
+                f"{source}: width {fields['embed_dim']} is not a registered size, so the number of attention "
+                "heads is unknown (checkpoints do not store it); pass num_heads=N"
+            )
+        notes.append(
+            f"num_heads={fields['num_heads']} taken from the registered size of width {fields['embed_dim']} "
+            "(checkpoints do not store it)"
+        )
+    unset = [name for name in ("num_frames", "img_size") if name not in overrides]
+    if unset:
+        defaults = ViTConfig()
+        notes.append(
+            ", ".join(f"{name}={getattr(defaults, name)}" for name in unset)
+            + " assumed (original checkpoints do not store the clip size; the position table follows it)"
+        )
+    return fields
+
+
+def _decoder_fields(
+    raw: RawCheckpoint,
+    state: dict[str, torch.Tensor],
+    encoder: dict[str, Any],
+    notes: list[str],
+    source: str,
+) -> dict[str, Any]:
+    """Decoder settings: HF's config, the shapes of an original decoder, or the registry's defaults."""
+    width = int(encoder["embed_dim"])
+    default_heads = decoder_heads_for_width(width) or MMEPretrainConfig().decoder_num_heads
+    if raw.layout == "hf" and is_hf_pretraining(raw.hf_config or {}):
+        notes.append(
+            f"Hugging Face's decoder norm uses LayerNorm eps 1e-5; mme's uses norm_eps={encoder['norm_eps']}"
+        )
+        return hf_decoder_fields(raw.hf_config or {}, source)
+    if "encoder_to_decoder.weight" not in state:
+        notes.append("no decoder in the checkpoint: decoder, mask token and heads are newly initialised")
+        return {"decoder_num_heads": default_heads}
+    fields: dict[str, Any] = {
+        "decoder_embed_dim": int(state["encoder_to_decoder.weight"].shape[0]),
+        "decoder_depth": block_count(state, "decoder.blocks."),
+        "decoder_num_heads": default_heads,
+    }
+    notes.append(
+        f"decoder_num_heads={default_heads} assumed (the registered default for encoder width {width}; "
+        "checkpoints do not store it)"
+    )
+    hidden = [value.shape[0] for key, value in state.items() if key.endswith(".hidden.0.weight")]
+    outs = [key for key in state if key.startswith("heads.") and key.endswith(".out.weight")]
+    if hidden:
+        fields["head_hidden_dim"] = int(hidden[0])
+    elif outs:
+        fields["head_hidden_dim"] = 0
+    return fields
+
+
+def _assign(
+    model: nn.Module, state: dict[str, torch.Tensor], report: LoadReport, required: tuple[str, ...]
+) -> None:
+    """Copy ``state`` into ``model`` by name; fill ``report``; raise on missing encoder tensors or shapes."""
+    own = model.state_dict()
+    for key, value in state.items():
+        if key in own and tuple(value.shape) != tuple(own[key].shape):
+            raise CheckpointError(
+                f"{report.source}: parameter {key}: the checkpoint has shape {tuple(value.shape)}, "
+                f"the model expects {tuple(own[key].shape)}"
+            )
+    missing = [key for key in own if key not in state]
+    required_missing = [key for key in missing if key.startswith(required)]
+    if required_missing:
+        raise CheckpointError(
+            f"{report.source}: encoder weights missing from the checkpoint: {group_names(required_missing)}"
+        )
+    matched = {key: state[key] for key in own if key in state}
+    dtypes = {
+        str(value.dtype).removeprefix("torch.")
+        for key, value in matched.items()
+        if value.dtype != own[key].dtype
+    }
+    model.load_state_dict(matched, strict=False)
+    report.loaded = len(matched)
+    report.new = missing
+    report.dropped.extend(key for key in state if key not in own)
+    if dtypes:
+        report.notes.append(
+            f"checkpoint tensors stored as {', '.join(sorted(dtypes))} were cast to the model's dtype"
+        )

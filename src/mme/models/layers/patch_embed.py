@@ -1,0 +1,56 @@
+"""Tubelet embedding: a Conv3d with kernel = stride = (tubelet, patch, patch) (METHOD §1)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class PatchEmbed(nn.Module):
+    """Cut a clip ``(B, C, T, H, W)`` into tubelets and project each to ``embed_dim``.
+
+    Tokens come out as ``(B, N, D)`` in the contract's order ``n = (k * Hp + i) * Wp + j``,
+    which is exactly ``Conv3d(...).flatten(2)``.
+    """
+
+    def __init__(self, in_chans: int, embed_dim: int, tubelet_size: int, patch_size: int) -> None:
+        super().__init__()
+        self.in_chans = in_chans
+        self.tubelet_size = tubelet_size
+        self.patch_size = patch_size
+        kernel = (tubelet_size, patch_size, patch_size)
+        self.proj = nn.Conv3d(in_chans, embed_dim, kernel_size=kernel, stride=kernel)
+
+    def grid(self, clip_shape: torch.Size | tuple[int, ...]) -> tuple[int, int, int]:
+        """Token grid ``(T', H', W')`` of a clip shape; ValueError says what was expected and given."""
+        if len(clip_shape) != 5:
+            raise ValueError(
+                f"expected a clip of shape (B, {self.in_chans}, T, H, W) (5 dims), "
+                f"got shape {tuple(clip_shape)}"
+            )
+        _, channels, frames, height, width = clip_shape
+        if channels != self.in_chans:
+            raise ValueError(
+                f"expected {self.in_chans} channels in a clip (B, C, T, H, W), got {channels} "
+                f"(shape {tuple(clip_shape)}); is the clip (B, T, C, H, W)?"
+            )
+        if frames < self.tubelet_size or frames % self.tubelet_size:
+            raise ValueError(
+                f"the number of frames must be a positive multiple of the tubelet size {self.tubelet_size}, "
+                f"got {frames} frames"
+            )
+        if (
+            height < self.patch_size
+            or width < self.patch_size
+            or height % self.patch_size
+            or width % self.patch_size
+        ):
+            raise ValueError(
+                f"height and width must be positive multiples of the patch size {self.patch_size}, "
+                f"got {height}x{width}"
+            )
+        return frames // self.tubelet_size, height // self.patch_size, width // self.patch_size
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        self.grid(clip.shape)
+        return self.proj(clip).flatten(2).transpose(1, 2)

@@ -1,0 +1,27 @@
+"""The fixed 1-D sine-cosine position table of VideoMAE/MME (METHOD §2).
+
+Token ``p`` (in the token order of the architecture contract) gets
+``angle(p, j) = p / 10000 ** (2 * (j // 2) / D)``, with ``sin`` on even channels ``j`` and ``cos``
+on odd ones (interleaved, not concatenated). It is computed in float64 and rounded once, which
+reproduces the original numpy table bit for bit. Being a pure function of ``(N, D)``, it is never
+stored in checkpoints: a model loaded at another frame count or image size just rebuilds it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def sincos_table(
+    num_positions: int,
+    dim: int,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Position table of shape ``(1, num_positions, dim)``."""
+    position = torch.arange(num_positions, dtype=torch.float64, device=device)[:, None]
+    channel = torch.arange(dim, device=device)
+    exponent = (2 * torch.div(channel, 2, rounding_mode="floor")).to(torch.float64) / dim
+    angle = position / torch.pow(10000.0, exponent)
+    table = torch.where(channel % 2 == 0, torch.sin(angle), torch.cos(angle))
+    return table.to(dtype).unsqueeze(0)

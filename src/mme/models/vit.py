@@ -1,0 +1,152 @@
+"""The video ViT encoder and the classifier built on it (METHOD §2).
+
+``VisionTransformer`` is the encoder shared by pre-training and fine-tuning; ``VideoClassifier``
+adds mean pooling, ``fc_norm`` and a linear head. Parameter names follow the original
+VideoMAE/MME code (``patch_embed.proj``, ``blocks.N.attn.qkv``, ``fc_norm``, ``head``, ...), so
+original checkpoints load with few renames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from mme.models.config import ClassifierConfig, ViTConfig
+from mme.models.layers import Block, PatchEmbed, sincos_table
+from mme.models.params import layer_id
+
+
+class VisionTransformer(nn.Module):
+    """Tubelet embedding + fixed sine-cosine positions + pre-norm blocks (+ an optional final norm).
+
+    ``forward(clip, mask=None)`` returns the tokens ``(B, N, D)``; with a mask (``True`` = hidden)
+    only the visible tokens are encoded, in ascending token order: ``(B, N - M, D)``.
+    """
+
+    def __init__(self, config: ViTConfig, final_norm: bool = True) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.model_name: str | None = None  # the registry name, when built by create_model
+        self.embed_dim = config.embed_dim
+        self.patch_embed = PatchEmbed(
+            config.in_chans, config.embed_dim, config.tubelet_size, config.patch_size
+        )
+        # Not a parameter and not saved: rebuilt from the token count (see docs/models.md).
+        self.register_buffer(
+            "pos_embed", sincos_table(config.num_patches, config.embed_dim), persistent=False
+        )
+        rates = torch.linspace(0, config.drop_path_rate, config.depth).tolist()
+        self.blocks = nn.ModuleList(
+            Block(
+                config.embed_dim,
+                config.num_heads,
+                mlp_ratio=config.mlp_ratio,
+                qkv_bias=config.qkv_bias,
+                norm_eps=config.norm_eps,
+                drop_path=rate,
+                init_values=config.init_values,
+            )
+            for rate in rates
+        )
+        self.norm = nn.LayerNorm(config.embed_dim, eps=config.norm_eps) if final_norm else nn.Identity()
+        self.use_checkpoint = config.use_checkpoint
+        self.apply(_init_vit_weights)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.blocks)
+
+    def position_table(self, num_tokens: int, like: torch.Tensor) -> torch.Tensor:
+        """The ``(1, N, D)`` table for ``num_tokens`` tokens, in ``like``'s dtype and device."""
+        table = self.pos_embed
+        if table.shape[1] != num_tokens:
+            table = sincos_table(num_tokens, self.embed_dim, device=like.device)
+        return table.to(device=like.device, dtype=like.dtype)
+
+    def embed(self, clip: torch.Tensor) -> torch.Tensor:
+        """All tokens of a clip with their positions added: ``(B, N, D)``."""
+        tokens = self.patch_embed(clip)
+        return tokens + self.position_table(tokens.shape[1], tokens)
+
+    def forward_blocks(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            if self.use_checkpoint and self.training and torch.is_grad_enabled():
+                x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        return self.norm(x)
+
+    def forward(self, clip: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.embed(clip)
+        if mask is not None:
+            x = x[~mask].reshape(x.shape[0], -1, x.shape[2])
+        return self.forward_blocks(x)
+
+    def no_weight_decay(self) -> set[str]:
+        """Names of token-like parameters the optimiser should not decay (none: the table is a buffer).
+
+        Biases and norm weights (1-D parameters) are the trainer's usual rule, not listed here.
+        """
+        return set()
+
+    def layer_id(self, param_name: str) -> int:
+        return layer_id(param_name, self.num_layers)
+
+
+class VideoClassifier(VisionTransformer):
+    """Encoder on all tokens -> mean pool -> ``fc_norm`` -> dropout -> linear ``head`` (fine-tuning).
+
+    ``forward(clip)`` gives logits ``(B, num_classes)``; ``forward_features(clip)`` the pooled,
+    normalised features ``(B, D)`` (linear probing). ``num_classes=0`` makes the head the identity.
+    """
+
+    def __init__(self, config: ClassifierConfig) -> None:
+        config.validate()
+        super().__init__(config, final_norm=False)
+        self.config: ClassifierConfig = config
+        self.fc_norm = nn.LayerNorm(config.embed_dim, eps=config.fc_norm_eps)
+        self.head_drop = nn.Dropout(config.head_drop_rate)
+        self.head = (
+            nn.Linear(config.embed_dim, config.num_classes) if config.num_classes > 0 else nn.Identity()
+        )
+        self.reset_head()
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    def reset_head(self, num_classes: int | None = None) -> None:
+        """(Re)initialise ``head`` (optionally with a new class count): N(0, 0.02), then x ``init_scale``."""
+        if num_classes is not None and num_classes != self.config.num_classes:
+            self.config = dataclasses.replace(self.config, num_classes=num_classes)
+            self.config.validate()
+            self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        if isinstance(self.head, nn.Linear):
+            self.head.to(device=self.fc_norm.weight.device, dtype=self.fc_norm.weight.dtype)
+            nn.init.trunc_normal_(self.head.weight, std=0.02)
+            nn.init.zeros_(self.head.bias)
+            with torch.no_grad():
+                self.head.weight.mul_(self.config.init_scale)
+                self.head.bias.mul_(self.config.init_scale)
+
+    def forward_features(self, clip: torch.Tensor) -> torch.Tensor:
+        tokens = self.forward_blocks(self.embed(clip))
+        return self.fc_norm(tokens.mean(dim=1))
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return self.head(self.head_drop(self.forward_features(clip)))
+
+
+def _init_vit_weights(module: nn.Module) -> None:
+    """VideoMAE fine-tuning init: Linear ~ N(0, 0.02) truncated, zero bias; LayerNorm 1/0."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
