@@ -24,6 +24,7 @@ N x cores threads fighting each other.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Protocol
 
 import cv2
@@ -140,6 +141,12 @@ def create_flow(name: str) -> FlowBackend:
     if factory is None:
         raise ConfigError(f"unknown flow backend {name!r}; choose one of {', '.join(_BACKENDS)}")
     return factory()
+
+
+@lru_cache(maxsize=4)
+def shared_flow(name: str) -> FlowBackend:
+    """The process's one backend called ``name`` (created on first use, then reused)."""
+    return create_flow(name)
 
 
 def to_gray(frames: np.ndarray) -> np.ndarray:

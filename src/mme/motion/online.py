@@ -22,20 +22,12 @@ per process and cached by name.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 import torch
 
 from mme.motion.config import TrajectoryConfig
-from mme.motion.flow import FlowBackend, create_flow, to_gray
+from mme.motion.flow import shared_flow, to_gray
 from mme.motion.tracking import track_tubelets
-
-
-@lru_cache(maxsize=4)
-def _backend(name: str) -> FlowBackend:
-    # One backend object per process and name: the OpenCV flow objects keep their buffers.
-    return create_flow(name)
 
 
 def dense_clip_trajectories(
@@ -57,7 +49,7 @@ def dense_clip_trajectories(
     if index.size and (index.min() < 0 or index.max() >= len(frames)):
         raise ValueError(f"index values must lie in [0, {len(frames)}), got [{index.min()}, {index.max()}]")
     gray = to_gray(frames)
-    disp, valid = track_tubelets(gray, index, config, _backend(config.flow))
+    disp, valid = track_tubelets(gray, index, config, shared_flow(config.flow))
     return torch.from_numpy(disp), torch.from_numpy(valid)
 
 

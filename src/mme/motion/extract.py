@@ -1,0 +1,404 @@
+"""Offline trajectory extraction: every start frame of every video of a list, one file per video.
+
+``mme extract --list LIST --root DIR --out DIR`` runs :func:`run_extraction`. The job is
+
+- resumable and idempotent: a video whose file exists, opens, has the size its header states and
+  was made with the same settings from a source of the same size is skipped (``verify=True`` also
+  checks every block's checksum); files are written to a temporary name and renamed, so a killed
+  run leaves no partial file under a final name, and the temporary files it leaves behind are
+  deleted by the next run of the same shard;
+- fault-tolerant: a video that fails (missing, unreadable, no frames) is logged to
+  ``failures.jsonl`` (path + reason) and the rest continue; a worker process that dies is
+  replaced; the exit code is non-zero when anything failed;
+- parallel: ``workers`` processes, each with one OpenCV thread and one decoder thread;
+- sharded: video i of the list belongs to shard ``i % num_shards``; shards come from the
+  arguments, else ``RANK``/``WORLD_SIZE`` (torchrun), else ``SLURM_ARRAY_TASK_ID`` /
+  ``SLURM_ARRAY_TASK_COUNT`` (minus ``SLURM_ARRAY_TASK_MIN``), else one shard. Sharded runs name
+  their logs and failure lists after the shard so that shards never write the same file.
+
+Output path: ``OUT / <video path relative to ROOT> + ".traj"`` (an absolute list path outside
+ROOT keeps its full path under OUT). Each consecutive flow is computed once per video and
+shared by the L start frames that need it (:func:`mme.motion.tracking.track_video`).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from concurrent import futures
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from mme.errors import ConfigError, DataError, MMEError
+from mme.motion.config import DEFAULT_OFFLINE_FLOW, TrajectoryConfig
+from mme.motion.flow import set_cv2_threads, shared_flow
+from mme.motion.store import (
+    BLOCK_FRAMES,
+    FORMAT_VERSION,
+    QUANT_SCALE,
+    TrajectoryMeta,
+    TrajectoryWriter,
+    read_trajectory_meta,
+    verify_trajectory_file,
+)
+from mme.motion.tracking import track_video
+from mme.utils.atomic import TMP_MARKER, is_temp_name
+from mme.utils.logging import Progress, RunLog, format_duration
+
+SUFFIX = ".traj"
+
+
+@dataclass
+class ExtractSettings:
+    """What decides a trajectory file's content (plus how to decode)."""
+
+    flow: str = DEFAULT_OFFLINE_FLOW
+    steps: int = 4
+    grid_stride: int = 8
+    median_filter: bool = True
+    max_displacement: float = 20.0
+    max_side: int | None = None
+
+    def __post_init__(self) -> None:
+        self.trajectory_config()  # validates the shared fields
+        if self.max_side is not None and self.max_side < self.grid_stride:
+            raise ConfigError(
+                f"--max-side must be >= the grid stride {self.grid_stride}, got {self.max_side}"
+            )
+
+    def trajectory_config(self) -> TrajectoryConfig:
+        return TrajectoryConfig(
+            flow=self.flow,
+            steps=self.steps,
+            grid_stride=self.grid_stride,
+            median_filter=self.median_filter,
+            max_displacement=self.max_displacement,
+        )
+
+
+@dataclass
+class ExtractSummary:
+    total: int
+    extracted: int
+    skipped: int
+    failed: int
+    seconds: float
+    failures_path: Path
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+
+def output_path(
+    video: str | os.PathLike[str], out_dir: str | os.PathLike[str], root: str | os.PathLike[str] | None
+) -> Path:
+    """Where the trajectories of ``video`` go: ``out_dir / <path relative to root> + .traj``."""
+    video = Path(video)
+    relative: Path | None = None
+    if root is not None:
+        try:
+            relative = video.resolve().relative_to(Path(root).resolve())
+        except ValueError:
+            relative = None
+    if relative is None:
+        relative = Path(*video.parts[1:]) if video.is_absolute() else video
+    return Path(out_dir) / relative.parent / (relative.name + SUFFIX)
+
+
+def resolve_shard(
+    shard: int | None, num_shards: int | None, environ: Mapping[str, str] | None = None
+) -> tuple[int, int]:
+    """(shard, num_shards) from the arguments, else torchrun's or Slurm's environment, else (0, 1)."""
+    environ = os.environ if environ is None else environ
+    if (shard is None) != (num_shards is None):
+        raise ConfigError("give both --shard and --num-shards, or neither")
+    source = "--shard/--num-shards"
+    if shard is None:
+        if "RANK" in environ and "WORLD_SIZE" in environ:
+            source = "RANK/WORLD_SIZE"
+            shard, num_shards = _env_int(environ, "RANK"), _env_int(environ, "WORLD_SIZE")
+        elif "SLURM_ARRAY_TASK_ID" in environ and "SLURM_ARRAY_TASK_COUNT" in environ:
+            source = "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT"
+            first = _env_int(environ, "SLURM_ARRAY_TASK_MIN") if "SLURM_ARRAY_TASK_MIN" in environ else 0
+            shard = _env_int(environ, "SLURM_ARRAY_TASK_ID") - first
+            num_shards = _env_int(environ, "SLURM_ARRAY_TASK_COUNT")
+        else:
+            return 0, 1
+    assert num_shards is not None
+    if num_shards < 1 or not 0 <= shard < num_shards:
+        raise ConfigError(f"shard {shard} of {num_shards} (from {source}) is not in [0, num_shards)")
+    return shard, num_shards
+
+
+def _env_int(environ: Mapping[str, str], name: str) -> int:
+    try:
+        return int(environ[name])
+    except ValueError:
+        raise ConfigError(f"environment variable {name}={environ[name]!r} is not an integer") from None
+
+
+def frame_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """(width, height) of the frames the flow runs on: native, or shrunk so the longer side <= max_side."""
+    if max_side is None or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def extract_video(
+    video: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    settings: ExtractSettings,
+    decode_threads: int = 1,
+) -> dict[str, Any]:
+    """Compute and write one video's trajectory file; returns counts for the log.
+
+    Raises DataError for an unreadable video or one without frames (nothing is written then).
+    """
+    from mme.io.video import open_video
+
+    video = Path(video)
+    config = settings.trajectory_config()
+    backend = shared_flow(config.flow)
+    start = time.perf_counter()
+    with open_video(video, threads=decode_threads) as reader:
+        source_bytes = video.stat().st_size
+        width, height = frame_size(reader.width, reader.height, settings.max_side)
+        if width < config.grid_stride or height < config.grid_stride:
+            raise DataError(
+                f"{video}: frames of {width}x{height} hold no {config.grid_stride}-pixel grid cell"
+            )
+        meta = TrajectoryMeta(
+            num_frames=0,
+            width=width,
+            height=height,
+            steps=config.steps,
+            grid_stride=config.grid_stride,
+            grid_height=height // config.grid_stride,
+            grid_width=width // config.grid_stride,
+            flow=config.flow,
+            median_filter=config.median_filter,
+            max_displacement=float(config.max_displacement),
+            fps=float(reader.fps),
+            source_width=reader.width,
+            source_height=reader.height,
+            source_bytes=source_bytes,
+            max_side=settings.max_side,
+        )
+        writer = TrajectoryWriter(meta)
+        gray = _gray_frames(reader.iter_frames(), (width, height))
+        for disp, valid in track_video(gray, config, backend):
+            writer.append(disp, valid)
+    if writer.count == 0:
+        raise DataError(f"no frame could be decoded from {video}")
+    writer.save(out_path)
+    return {"frames": meta.num_frames, "seconds": time.perf_counter() - start, "bytes": meta.file_size}
+
+
+def _gray_frames(frames: Iterator[np.ndarray], size: tuple[int, int]) -> Iterator[np.ndarray]:
+    for frame in frames:
+        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        if (gray.shape[1], gray.shape[0]) != size:
+            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+        yield gray
+
+
+def expected_settings(settings: ExtractSettings, video: Path) -> dict[str, Any]:
+    """The :meth:`TrajectoryMeta.settings` a finished file for ``video`` must have."""
+    return {
+        "steps": settings.steps,
+        "grid_stride": settings.grid_stride,
+        "flow": settings.flow,
+        "median_filter": settings.median_filter,
+        "max_displacement": float(settings.max_displacement),
+        "max_side": settings.max_side,
+        "quant_scale": QUANT_SCALE,
+        "block_frames": BLOCK_FRAMES,
+        "format_version": FORMAT_VERSION,
+        "source_bytes": video.stat().st_size,
+    }
+
+
+def is_done(video: Path, out_path: Path, settings: ExtractSettings, verify: bool = False) -> bool:
+    """True when ``out_path`` is an intact file made from ``video`` with ``settings``."""
+    if not out_path.is_file() or not video.is_file():
+        return False
+    try:
+        meta = verify_trajectory_file(out_path) if verify else read_trajectory_meta(out_path)
+    except DataError:
+        return False
+    return meta.settings() == expected_settings(settings, video)
+
+
+def remove_stale_temp_files(out_dir: Path, finals: set[Path]) -> int:
+    """Delete temporary files a killed run left next to any of ``finals`` (this shard's outputs only:
+    other shards may be writing theirs right now)."""
+    removed = 0
+    if not out_dir.is_dir():
+        return 0
+    for folder, _, names in os.walk(out_dir):
+        for name in names:
+            if is_temp_name(name):
+                final = Path(folder) / name.split(TMP_MARKER)[0]
+                if final in finals:
+                    (Path(folder) / name).unlink(missing_ok=True)
+                    removed += 1
+    return removed
+
+
+def _worker_init() -> None:
+    set_cv2_threads(1)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+
+
+def _task(video: str, out_path: str, settings: dict[str, Any], decode_threads: int) -> dict[str, Any]:
+    """Run in a worker: extract one video; failures come back as data, not exceptions."""
+    try:
+        result = extract_video(video, out_path, ExtractSettings(**settings), decode_threads=decode_threads)
+        return {"status": "ok", **result}
+    except MMEError as error:
+        return {"status": "failed", "reason": str(error)}
+    except Exception as error:  # one bad video (a decoder or OpenCV error) must not stop the job
+        return {
+            "status": "failed",
+            "reason": f"{type(error).__name__}: {error}",
+            "traceback": traceback.format_exc(),
+        }
+
+
+def run_extraction(
+    list_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    root: str | os.PathLike[str] | None = None,
+    settings: ExtractSettings | None = None,
+    workers: int = 1,
+    shard: int | None = None,
+    num_shards: int | None = None,
+    verify: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> ExtractSummary:
+    """Extract the trajectories of this shard's videos of ``list_path`` into ``out_dir``."""
+    from mme.io.lists import read_list
+
+    settings = settings or ExtractSettings()
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    shard, num_shards = resolve_shard(shard, num_shards, environ)
+    out_dir = Path(out_dir)
+    entries = read_list(list_path, root=root)
+    mine = [Path(entry.path) for index, entry in enumerate(entries) if index % num_shards == shard]
+    tag = "" if num_shards == 1 else f".shard-{shard}-of-{num_shards}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failures_path = out_dir / f"failures{tag}.jsonl"
+    started = time.perf_counter()
+    with RunLog(out_dir, name=f"extract{tag}") as log:
+        log.event(
+            "start",
+            human=f"extract: {len(mine)} of {len(entries)} videos in {list_path} "
+            f"(shard {shard}/{num_shards}), flow={settings.flow}, max_side={settings.max_side}, "
+            f"workers={workers}",
+            list=str(list_path),
+            shard=shard,
+            num_shards=num_shards,
+            videos=len(mine),
+            settings=asdict(settings),
+            workers=workers,
+        )
+        outputs = {video: output_path(video, out_dir, root) for video in mine}
+        removed = remove_stale_temp_files(out_dir, set(outputs.values()))
+        if removed:
+            log.info(f"removed {removed} temporary file(s) left by an interrupted run")
+        todo = [video for video in mine if not is_done(video, outputs[video], settings, verify=verify)]
+        skipped = len(mine) - len(todo)
+        if skipped:
+            log.info(f"{skipped} video(s) already extracted with these settings: skipped")
+        failed = 0
+        with (
+            open(failures_path, "w", encoding="utf-8") as failures,
+            Progress(len(todo), "extract", unit="video", logger=log) as bar,
+        ):
+            for video, result in _run_tasks(todo, outputs, settings, workers, log):
+                if result["status"] == "ok":
+                    log.event("video", path=str(video), out=str(outputs[video]), **result)
+                else:
+                    failed += 1
+                    failures.write(json.dumps({"path": str(video), "reason": result["reason"]}) + "\n")
+                    failures.flush()
+                    log.event(
+                        "failure",
+                        human=f"FAILED {video}: {result['reason']}",
+                        path=str(video),
+                        reason=result["reason"],
+                    )
+                    if "traceback" in result:
+                        log.error(result["traceback"])
+                bar.update(failed=failed)
+        seconds = time.perf_counter() - started
+        summary = ExtractSummary(len(mine), len(todo) - failed, skipped, failed, seconds, failures_path)
+        log.event(
+            "summary",
+            human=f"extract: {summary.total} videos: {summary.extracted} extracted, "
+            f"{summary.skipped} skipped, {summary.failed} failed in {format_duration(seconds)}"
+            + (f"; failures listed in {failures_path}" if failed else ""),
+            total=summary.total,
+            extracted=summary.extracted,
+            skipped=summary.skipped,
+            failed=summary.failed,
+            seconds=round(seconds, 3),
+        )
+    return summary
+
+
+def _run_tasks(
+    todo: list[Path], outputs: Mapping[Path, Path], settings: ExtractSettings, workers: int, log: RunLog
+) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Yield (video, result) as videos finish; in-process for one worker, else a process pool."""
+    fields = asdict(settings)
+    if workers == 1:
+        for video in todo:
+            yield video, _task(str(video), str(outputs[video]), fields, 1)
+        return
+    context = multiprocessing.get_context("spawn")
+    pending = list(reversed(todo))
+    attempts: dict[Path, int] = {}
+    died = "the worker process died while extracting it (twice: killed, out of memory or crashed)"
+    while pending:
+        # A pool breaks when one worker dies (the OOM killer, a crash in a decoder); its in-flight
+        # videos cannot tell which one did it, so each is retried once in a fresh pool.
+        with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
+            running: dict[futures.Future[dict[str, Any]], Path] = {}
+            broken = False
+            while (pending or running) and not broken:
+                while pending and len(running) < 2 * workers:
+                    video = pending.pop()
+                    attempts[video] = attempts.get(video, 0) + 1
+                    running[pool.submit(_task, str(video), str(outputs[video]), fields, 1)] = video
+                done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+                for future in done:
+                    try:
+                        result = future.result()
+                    except futures.process.BrokenProcessPool:
+                        broken = True
+                        continue
+                    yield running.pop(future), result
+            if broken:
+                log.warning("a worker process died; retrying its videos in a fresh pool")
+                for video in running.values():
+                    if attempts[video] >= 2:
+                        yield video, {"status": "failed", "reason": died}
+                    else:
+                        pending.append(video)
