@@ -107,17 +107,33 @@ class ClassifierConfig(ViTConfig):
 
 @dataclass
 class HeadConfig:
-    """One prediction head of the pre-training model: a target name, its width and output activation."""
+    """One prediction head of the pre-training model: a target name, its width and output activation.
 
-    name: str = "hog"
-    dim: int = 108
-    activation: str = "sigmoid"
+    For the targets in :data:`KNOWN_HEADS` the width and activation may be left out (0 and ""),
+    e.g. ``{name: pixel}`` in YAML; they are filled in from the table.
+    """
+
+    name: str
+    dim: int = 0
+    activation: str = ""
+
+    def __post_init__(self) -> None:
+        known = _KNOWN_HEAD_SPECS.get(self.name)
+        if known is not None:
+            if self.dim == 0:
+                self.dim = known[0]
+            if self.activation == "":
+                self.activation = known[1]
 
     def validate(self) -> None:
         _check_types(self)
         if not self.name.isidentifier():
             raise ConfigError(f"head name {self.name!r} must be a Python identifier (letters, digits, _)")
-        _require(self, "dim", self.dim > 0, "a positive integer")
+        if self.dim <= 0 or not self.activation:
+            raise ConfigError(
+                f"head {self.name!r} is not a known target ({', '.join(_KNOWN_HEAD_SPECS)}): "
+                "give its dim and activation"
+            )
         if self.activation not in HEAD_ACTIVATIONS:
             raise ConfigError(
                 f"head {self.name!r}: activation {self.activation!r} is not one of "
@@ -125,13 +141,15 @@ class HeadConfig:
             )
 
 
-# The prediction targets the models know by name (the objectives registry owns how they are built).
-# traj: 2 coordinates x L=4 steps x 4 points per token; pixel: 2x16x16x3 normalised pixels.
-KNOWN_HEADS: dict[str, HeadConfig] = {
-    "hog": HeadConfig("hog", 108, "sigmoid"),
-    "traj": HeadConfig("traj", 32, "tanh"),
-    "pixel": HeadConfig("pixel", 1536, "identity"),
+# The prediction targets the models know by name (the objectives registry owns how they are built):
+# hog: 2x2 cells x 3 channels x 9 bins; traj: 2 coordinates x L=4 steps x 4 points per token;
+# pixel: 2x16x16x3 normalised pixels (VideoMAE's target).
+_KNOWN_HEAD_SPECS: dict[str, tuple[int, str]] = {
+    "hog": (108, "sigmoid"),
+    "traj": (32, "tanh"),
+    "pixel": (1536, "identity"),
 }
+KNOWN_HEADS: dict[str, HeadConfig] = {name: HeadConfig(name) for name in _KNOWN_HEAD_SPECS}
 
 
 def default_heads() -> list[HeadConfig]:
@@ -194,14 +212,13 @@ def parse_heads(value: Any) -> list[HeadConfig]:
                     f"unknown head {item!r}; known heads: {', '.join(KNOWN_HEADS)} "
                     "(or give {name, dim, activation})"
                 )
-            heads.append(dataclasses.replace(KNOWN_HEADS[item]))
+            heads.append(HeadConfig(item))
         elif isinstance(item, dict) or hasattr(item, "keys"):
             spec = dict(item)
             unknown = set(spec) - {"name", "dim", "activation"}
             if unknown or "name" not in spec:
-                raise ConfigError(f"a head needs keys name, dim, activation; got {sorted(spec)}")
-            base = KNOWN_HEADS.get(spec["name"], HeadConfig(spec["name"], 0, "identity"))
-            heads.append(dataclasses.replace(base, **spec))
+                raise ConfigError(f"a head takes keys name, dim, activation; got {sorted(spec)}")
+            heads.append(HeadConfig(**spec))
         else:
             raise ConfigError(f"cannot read a head from {item!r}")
     return heads
