@@ -122,6 +122,7 @@ _BACKENDS: dict[str, Callable[[], FlowBackend]] = {
     "dis_ultrafast": lambda: DISFlow("dis_ultrafast", cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST),
     "dis_fast": lambda: DISFlow("dis_fast", cv2.DISOPTICAL_FLOW_PRESET_FAST),
     "dis_medium": lambda: DISFlow("dis_medium", cv2.DISOPTICAL_FLOW_PRESET_MEDIUM),
+    "dis_online": lambda: DISFlow("dis_online", cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, patch_stride=3),
     "dis_fine": lambda: DISFlow(
         "dis_fine", cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, finest_scale=0, patch_stride=4, gradient_iterations=16
     ),

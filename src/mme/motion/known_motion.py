@@ -13,6 +13,7 @@ in :mod:`mme.motion.tracking`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -59,7 +60,7 @@ STANDARD_MOTIONS: tuple[Motion, ...] = (
 def smooth_texture(height: int, width: int, sigma: float = 2.0, seed: int = 0) -> np.ndarray:
     """Float32 (H, W, 3) texture in [0, 255]: Gaussian-filtered white noise, contrast-stretched."""
     rng = np.random.default_rng(seed)
-    noise = rng.standard_normal((height, width, 3)).astype(np.float32)
+    noise = rng.standard_normal((height, width, 3), dtype=np.float32)
     smooth = cv2.GaussianBlur(noise, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
     smooth -= smooth.mean(axis=(0, 1), keepdims=True)
     smooth /= smooth.std(axis=(0, 1), keepdims=True) * 4.0
@@ -82,28 +83,32 @@ def render_frames(
     times the output resolution (feature size ``sigma`` output pixels), so the bicubic
     interpolation between its texels is far below the pixel scale. Without this, interpolating
     a texture at the output resolution blurs each sub-pixel phase differently, which looks like a
-    per-frame shift of several hundredths of a pixel. The texture covers twice the frame in each
-    direction, centred on it, so the motions of :data:`STANDARD_MOTIONS` see real texture (never a
-    border) for a dozen frames.
+    per-frame shift of several hundredths of a pixel. The texture covers exactly the part of the
+    scene some frame sees, so no frame ever samples a border.
     """
     fine = oversample
-    pad_y, pad_x = height // 2, width // 2
-    texture = smooth_texture(
-        (height + 2 * pad_y) * fine, (width + 2 * pad_x) * fine, sigma=sigma * fine, seed=seed
-    )
     centre = ((width - 1) / 2.0, (height - 1) / 2.0)
+    inverses = [cv2.invertAffineTransform(motion.matrix(t, centre)) for t in range(num_frames)]
+    # The texture covers the scene area seen by any frame (plus a margin for the interpolation).
+    corners = np.array([[-0.5, -0.5, 1.0], [width - 0.5, -0.5, 1.0], [-0.5, height - 0.5, 1.0]])
+    corners = np.concatenate([corners, [[width - 0.5, height - 0.5, 1.0]]])
+    seen = np.concatenate([corners @ inverse.T for inverse in inverses])
+    low = np.floor(seen.min(axis=0)) - 4
+    high = np.ceil(seen.max(axis=0)) + 4
+    texture = smooth_texture(
+        int(high[1] - low[1]) * fine, int(high[0] - low[0]) * fine, sigma=sigma * fine, seed=seed
+    )
     # Output-pixel coordinates of the fine sample grid (pixel-centre convention at both scales).
     ys, xs = np.mgrid[0 : height * fine, 0 : width * fine].astype(np.float64)
     xs, ys = (xs + 0.5) / fine - 0.5, (ys + 0.5) / fine - 0.5
     frames = np.empty((num_frames, height, width, 3), np.uint8)
-    for t in range(num_frames):
-        inverse = cv2.invertAffineTransform(motion.matrix(t, centre))
+    for t, inverse in enumerate(inverses):
         scene_x = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
         scene_y = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
         samples = cv2.remap(
             texture,
-            ((scene_x + pad_x + 0.5) * fine - 0.5).astype(np.float32),
-            ((scene_y + pad_y + 0.5) * fine - 0.5).astype(np.float32),
+            ((scene_x - low[0] + 0.5) * fine - 0.5).astype(np.float32),
+            ((scene_y - low[1] + 0.5) * fine - 0.5).astype(np.float32),
             interpolation=cv2.INTER_CUBIC,
             borderMode=cv2.BORDER_REFLECT,
         )
@@ -133,3 +138,45 @@ def true_displacements(
 ) -> np.ndarray:
     """Exact per-step displacements (steps, ..., 2) of ``points`` seen in frame ``start``."""
     return np.diff(true_positions(motion, points, start, steps, height, width), axis=0)
+
+
+def tracking_errors(
+    motion: Motion,
+    disp: np.ndarray,
+    starts: Sequence[int],
+    height: int,
+    width: int,
+    stride: int = 8,
+    margin: float = 16.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Errors of tracked grids against the exact motion, for points away from the border.
+
+    disp (K, L, Gh, Gw, 2): the grids seeded in frames ``starts[k]`` (cell centres, ``stride``).
+    Only points whose true trajectory stays at least ``margin`` pixels inside the frame count.
+    Returns (per-step errors, endpoint errors): Euclidean norms in pixels, flattened over the
+    counted points (steps x points, and points).
+    """
+    seeds = _grid(height, width, stride)
+    steps = disp.shape[1]
+    step_errors, endpoint_errors = [], []
+    for k, start in enumerate(starts):
+        truth = true_positions(motion, seeds, start, steps, height, width)  # (L+1, Gh, Gw, 2)
+        inside = (
+            (truth[..., 0] >= margin)
+            & (truth[..., 0] <= width - 1 - margin)
+            & (truth[..., 1] >= margin)
+            & (truth[..., 1] <= height - 1 - margin)
+        ).all(axis=0)
+        true_steps = np.diff(truth, axis=0)
+        step_errors.append(np.linalg.norm(disp[k] - true_steps, axis=-1)[:, inside].ravel())
+        endpoint_errors.append(np.linalg.norm(disp[k].sum(axis=0) - true_steps.sum(axis=0), axis=-1)[inside])
+    return np.concatenate(step_errors), np.concatenate(endpoint_errors)
+
+
+def _grid(height: int, width: int, stride: int) -> np.ndarray:
+    # The seed grid of mme.motion.tracking, restated so this module stays independent of it.
+    centre = (stride - 1) / 2.0
+    ys = np.arange(height // stride) * stride + centre
+    xs = np.arange(width // stride) * stride + centre
+    grid_y, grid_x = np.meshgrid(ys, xs, indexing="ij")
+    return np.stack([grid_x, grid_y], axis=-1)

@@ -59,29 +59,32 @@ def prepare_flow(flow: np.ndarray, median_filter: bool, out: np.ndarray | None =
 
 
 def bilinear_sample(fields: np.ndarray, which: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Sample ``fields[which[n]]`` bilinearly at ``points[n, m]``.
+    """Sample the flow fields ``fields[which[n]]`` bilinearly at ``points[n, m]``.
 
-    fields (P, H, W, C); which (N,) int index into P; points (N, M, 2) (x, y) pixel-centre
-    coordinates, clamped to the frame (the border value is replicated). Returns (N, M, C) float32.
+    fields float32 (P, H, W, 2); which (N,) int index into P; points (N, M, 2) (x, y) pixel-centre
+    coordinates, clamped to the frame (the border value is replicated). Returns (N, M, 2) float32.
     Written with numpy gathers rather than ``cv2.remap``, whose bilinear weights are quantised
-    to 1/32 pixel.
+    to 1/32 pixel. Each (dx, dy) pair is gathered as one complex64 value: one 8-byte gather per
+    corner instead of two strided ones, about 3x faster.
     """
     count, height, width, channels = fields.shape
+    if channels != 2 or fields.dtype != np.float32:
+        raise ValueError(f"expected float32 (P, H, W, 2) fields, got {fields.dtype}{fields.shape}")
     if height < 2 or width < 2:
         raise ValueError(f"cannot interpolate a {width}x{height} field")
     x = np.clip(points[..., 0], 0.0, width - 1.0).astype(np.float32)
     y = np.clip(points[..., 1], 0.0, height - 1.0).astype(np.float32)
     x0 = np.minimum(x.astype(np.int64), width - 2)
     y0 = np.minimum(y.astype(np.int64), height - 2)
-    ax = (x - x0)[..., None]
-    ay = (y - y0)[..., None]
+    ax, ay = x - x0, y - y0
     corner = (np.asarray(which, np.int64).reshape(-1, *([1] * (x.ndim - 1))) * height + y0) * width + x0
-    flat = fields.reshape(count * height * width, channels)
-    v00, v01 = flat[corner], flat[corner + 1]
-    v10, v11 = flat[corner + width], flat[corner + width + 1]
+    pairs = np.ascontiguousarray(fields).view(np.complex64).reshape(count * height * width)
+    v00, v01 = pairs.take(corner), pairs.take(corner + 1)
+    v10, v11 = pairs.take(corner + width), pairs.take(corner + width + 1)
     top = v00 + (v01 - v00) * ax
     bottom = v10 + (v11 - v10) * ax
-    return top + (bottom - top) * ay
+    sampled = top + (bottom - top) * ay
+    return np.stack([sampled.real, sampled.imag], axis=-1)
 
 
 def advance(
