@@ -45,7 +45,7 @@ class TargetSpec:
     """One target: the head activation it expects, its per-token size and its builder."""
 
     name: str
-    activation: str  # "sigmoid", "tanh" or "none": what the model puts on this head's output
+    activation: str  # "sigmoid", "tanh" or "identity": what the model puts on this head's output
     dim: Callable[[TargetConfig], int]
     build: Callable[[Batch, TargetConfig], Built]
     description: str
@@ -201,7 +201,7 @@ TARGETS: dict[str, TargetSpec] = {
         ),
         TargetSpec(
             "pixel",
-            "none",
+            "identity",
             lambda c: c.tubelet_size * c.patch_size * c.patch_size * 3,
             build_pixel,
             "normalised pixels (VideoMAE baseline)",
