@@ -399,11 +399,12 @@ def _assign(
 ) -> None:
     """Copy ``state`` into ``model`` by name; fill ``report``; raise on missing encoder tensors or shapes."""
     own = model.state_dict()
-    for key, value in state.items():
-        if key in own and tuple(value.shape) != tuple(own[key].shape):
+    for key, expected in own.items():
+        value = state.get(key)
+        if value is not None and tuple(value.shape) != tuple(expected.shape):
             raise CheckpointError(
                 f"{report.source}: parameter {key}: the checkpoint has shape {tuple(value.shape)}, "
-                f"the model expects {tuple(own[key].shape)}"
+                f"the model expects {tuple(expected.shape)}"
             )
     missing = [key for key in own if key not in state]
     required_missing = [key for key in missing if key.startswith(required)]

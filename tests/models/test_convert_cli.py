@@ -1,0 +1,84 @@
+"""`mme convert` end to end through the command dispatcher."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import pytest
+import torch
+from model_helpers import original_pretrain_state, random_clip, tiny_classifier, tube_mask
+
+from mme.cli.main import main
+from mme.models import load_classifier, load_pretrain_model, save_model
+
+
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is now (pytest replaces it per test and per readouterr)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+@pytest.fixture(autouse=True)
+def console_follows_stderr(monkeypatch):
+    """mme's console log handler keeps the stderr object it saw first, which pytest closes later."""
+    for handler in logging.getLogger("mme").handlers:
+        if type(handler) is logging.StreamHandler:
+            monkeypatch.setattr(handler, "stream", _CurrentStderr())
+
+
+def test_convert_original_pretraining_checkpoint_to_mme_and_hf(tmp_path, capsys):
+    state = original_pretrain_state()
+    torch.save({"model": state}, tmp_path / "pretrain.pth")
+
+    assert main(["convert", str(tmp_path / "pretrain.pth"), str(tmp_path / "mme"), "--num-classes", "6"]) == 0
+    model = load_classifier(tmp_path / "mme")
+    assert model.num_classes == 6
+    assert torch.equal(model.blocks[0].attn.qkv.weight, state["encoder.blocks.0.attn.qkv.weight"])
+    events = [json.loads(line) for line in (tmp_path / "mme" / "convert.jsonl").read_text().splitlines()]
+    assert [e["kind"] for e in events] == ["start", "load_report", "done"]
+    report = events[1]["report"]
+    assert "head.weight" in report["new"] and "mask_token" in report["dropped"]
+    assert "newly initialised" in (tmp_path / "mme" / "convert.log").read_text()
+
+    assert main(["convert", str(tmp_path / "mme"), str(tmp_path / "hf"), "--to", "hf"]) == 0
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert (
+        config["model_type"] == "videomae" and config["hidden_size"] == 192 and len(config["id2label"]) == 6
+    )
+    back = load_classifier(tmp_path / "hf")
+    clip = random_clip()
+    assert torch.equal(back.eval()(clip), model.eval()(clip))
+
+    assert main(["convert", str(tmp_path / "pretrain.pth"), str(tmp_path / "pt"), "--pretrain"]) == 0
+    pretrain = load_pretrain_model(tmp_path / "pt")
+    assert pretrain.head_names == ["hog", "traj"]
+    assert pretrain(clip, tube_mask(2, (2, 2, 2), 2))["traj"].shape == (2, 4, 32)
+
+
+def test_convert_refuses_to_overwrite_and_reports_errors(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MME_DEBUG", raising=False)
+    save_model(tiny_classifier(), tmp_path / "src")
+    (tmp_path / "dst").mkdir()
+    assert main(["convert", str(tmp_path / "src"), str(tmp_path / "dst")]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert (
+        main(["convert", str(tmp_path / "src"), str(tmp_path / "dst"), "--force", "--set", "num_frames=8"])
+        == 0
+    )
+    assert load_classifier(tmp_path / "dst").config.num_frames == 8
+
+    assert main(["convert", str(tmp_path / "src"), str(tmp_path / "x"), "--set", "depht=3"]) == 1
+    assert "'depht'" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "src"), str(tmp_path / "x"), "--to", "hf", "--pretrain"]) == 1
+    assert "--pretrain" in capsys.readouterr().err
+    (tmp_path / "junk.bin").write_bytes(b"\x00not a checkpoint")
+    assert main(["convert", str(tmp_path / "junk.bin"), str(tmp_path / "x")]) == 1
+    err = capsys.readouterr().err
+    assert "junk.bin" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dst", "junk.bin", "src"]
