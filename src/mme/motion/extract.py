@@ -16,9 +16,10 @@
   ``SLURM_ARRAY_TASK_COUNT`` (minus ``SLURM_ARRAY_TASK_MIN``), else one shard. Sharded runs name
   their logs and failure lists after the shard so that shards never write the same file.
 
-Output path: ``OUT / <video path relative to ROOT> + ".traj"`` (an absolute list path outside
-ROOT keeps its full path under OUT). Each consecutive flow is computed once per video and
-shared by the L start frames that need it (:func:`mme.motion.tracking.track_video`).
+Output path: ``OUT / <video path relative to ROOT> + ".traj"``; ROOT defaults to the list's
+folder, as in :func:`mme.io.lists.read_list`, and an absolute list path outside ROOT keeps its
+full path under OUT. Each consecutive flow is computed once per video and shared by the L start
+frames that need it (:func:`mme.motion.tracking.track_video`).
 """
 
 from __future__ import annotations
@@ -318,7 +319,9 @@ def run_extraction(
             settings=asdict(settings),
             workers=workers,
         )
-        outputs = {video: output_path(video, out_dir, root) for video in mine}
+        # Relative list paths start at root, else at the list's folder (as mme.io.lists reads them).
+        base = Path(root) if root is not None else Path(list_path).parent
+        outputs = {video: output_path(video, out_dir, base) for video in mine}
         removed = remove_stale_temp_files(out_dir, set(outputs.values()))
         if removed:
             log.info(f"removed {removed} temporary file(s) left by an interrupted run")
@@ -347,6 +350,8 @@ def run_extraction(
                     if "traceback" in result:
                         log.error(result["traceback"])
                 bar.update(failed=failed)
+        # A worker killed mid-write leaves its temporary file behind; its video was retried.
+        remove_stale_temp_files(out_dir, set(outputs.values()))
         seconds = time.perf_counter() - started
         summary = ExtractSummary(len(mine), len(todo) - failed, skipped, failed, seconds, failures_path)
         log.event(
