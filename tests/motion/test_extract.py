@@ -225,3 +225,22 @@ def test_output_paths_and_frame_sizes(tmp_path):
     assert frame_size(640, 272, None) == (640, 272)
     assert frame_size(640, 272, 320) == (320, 136)
     assert frame_size(200, 100, 320) == (200, 100)
+
+
+def test_a_video_listed_twice_is_extracted_once(tmp_path, dataset, reference):
+    lines = dataset["good"].read_text().splitlines()
+    doubled = tmp_path / "doubled.csv"
+    doubled.write_text("\n".join([*lines, lines[0].replace(" 0", " 7")]) + "\n")
+    summary = run_extraction(doubled, tmp_path / "out", root=dataset["root"], settings=FAST)
+    assert (summary.total, summary.extracted) == (4, 4)
+    assert trajectory_files(tmp_path / "out") == trajectory_files(reference)
+
+
+def test_symlinked_videos_keep_the_layout_of_the_root(tmp_path):
+    elsewhere = tmp_path / "store" / "v.mp4"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(b"")
+    (tmp_path / "root" / "cls").mkdir(parents=True)
+    (tmp_path / "root" / "cls" / "v.mp4").symlink_to(elsewhere)
+    target = output_path(tmp_path / "root" / "cls" / "v.mp4", tmp_path / "out", tmp_path / "root")
+    assert target == tmp_path / "out" / "cls" / "v.mp4.traj"

@@ -11,7 +11,7 @@
   ``failures.jsonl`` (path + reason) and the rest continue; a worker process that dies is
   replaced; the exit code is non-zero when anything failed;
 - parallel: ``workers`` processes, each with one OpenCV thread and one decoder thread;
-- sharded: video i of the list belongs to shard ``i % num_shards``; shards come from the
+- sharded: the list's i-th distinct video belongs to shard ``i % num_shards``; shards come from the
   arguments, else ``RANK``/``WORLD_SIZE`` (torchrun), else ``SLURM_ARRAY_TASK_ID`` /
   ``SLURM_ARRAY_TASK_COUNT`` (minus ``SLURM_ARRAY_TASK_MIN``), else one shard. Sharded runs name
   their logs and failure lists after the shard so that shards never write the same file.
@@ -106,8 +106,9 @@ def output_path(
     video = Path(video)
     relative: Path | None = None
     if root is not None:
+        # abspath, not resolve: a dataset of symlinks must keep its own layout under OUT.
         try:
-            relative = video.resolve().relative_to(Path(root).resolve())
+            relative = Path(os.path.abspath(video)).relative_to(os.path.abspath(root))
         except ValueError:
             relative = None
     if relative is None:
@@ -133,8 +134,7 @@ def resolve_shard(
             shard = _env_int(environ, "SLURM_ARRAY_TASK_ID") - first
             num_shards = _env_int(environ, "SLURM_ARRAY_TASK_COUNT")
         else:
-            return 0, 1
-    assert num_shards is not None
+            shard, num_shards = 0, 1
     if num_shards < 1 or not 0 <= shard < num_shards:
         raise ConfigError(f"shard {shard} of {num_shards} (from {source}) is not in [0, num_shards)")
     return shard, num_shards
@@ -240,30 +240,25 @@ def is_done(video: Path, out_path: Path, settings: ExtractSettings, verify: bool
     return meta.settings() == expected_settings(settings, video)
 
 
-def remove_stale_temp_files(out_dir: Path, finals: set[Path]) -> int:
-    """Delete temporary files a killed run left next to any of ``finals`` (this shard's outputs only:
-    other shards may be writing theirs right now)."""
+def remove_stale_temp_files(finals: set[Path]) -> int:
+    """Delete temporary files a killed run left next to any of ``finals``.
+
+    Only this job's outputs are considered: other shards may be writing theirs right now.
+    """
     removed = 0
-    if not out_dir.is_dir():
-        return 0
-    for folder, _, names in os.walk(out_dir):
-        for name in names:
-            if is_temp_name(name):
-                final = Path(folder) / name.split(TMP_MARKER)[0]
-                if final in finals:
-                    (Path(folder) / name).unlink(missing_ok=True)
-                    removed += 1
+    for folder in {final.parent for final in finals}:
+        if not folder.is_dir():
+            continue
+        for entry in os.scandir(folder):
+            if is_temp_name(entry.name) and folder / entry.name.split(TMP_MARKER)[0] in finals:
+                Path(entry.path).unlink(missing_ok=True)
+                removed += 1
     return removed
 
 
 def _worker_init() -> None:
+    # One OpenCV thread per worker process: N workers use N cores. (Extraction never imports torch.)
     set_cv2_threads(1)
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
 
 
 def _task(video: str, out_path: str, settings: dict[str, Any], decode_threads: int) -> dict[str, Any]:
@@ -300,8 +295,9 @@ def run_extraction(
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     shard, num_shards = resolve_shard(shard, num_shards, environ)
     out_dir = Path(out_dir)
-    entries = read_list(list_path, root=root)
-    mine = [Path(entry.path) for index, entry in enumerate(entries) if index % num_shards == shard]
+    # A video listed twice (train lists repeat videos under several labels) is extracted once.
+    videos = list(dict.fromkeys(Path(entry.path) for entry in read_list(list_path, root=root)))
+    mine = [video for index, video in enumerate(videos) if index % num_shards == shard]
     tag = "" if num_shards == 1 else f".shard-{shard}-of-{num_shards}"
     out_dir.mkdir(parents=True, exist_ok=True)
     failures_path = out_dir / f"failures{tag}.jsonl"
@@ -309,7 +305,7 @@ def run_extraction(
     with RunLog(out_dir, name=f"extract{tag}") as log:
         log.event(
             "start",
-            human=f"extract: {len(mine)} of {len(entries)} videos in {list_path} "
+            human=f"extract: {len(mine)} of {len(videos)} videos in {list_path} "
             f"(shard {shard}/{num_shards}), flow={settings.flow}, max_side={settings.max_side}, "
             f"workers={workers}",
             list=str(list_path),
@@ -322,7 +318,7 @@ def run_extraction(
         # Relative list paths start at root, else at the list's folder (as mme.io.lists reads them).
         base = Path(root) if root is not None else Path(list_path).parent
         outputs = {video: output_path(video, out_dir, base) for video in mine}
-        removed = remove_stale_temp_files(out_dir, set(outputs.values()))
+        removed = remove_stale_temp_files(set(outputs.values()))
         if removed:
             log.info(f"removed {removed} temporary file(s) left by an interrupted run")
         todo = [video for video in mine if not is_done(video, outputs[video], settings, verify=verify)]
@@ -351,7 +347,7 @@ def run_extraction(
                         log.error(result["traceback"])
                 bar.update(failed=failed)
         # A worker killed mid-write leaves its temporary file behind; its video was retried.
-        remove_stale_temp_files(out_dir, set(outputs.values()))
+        remove_stale_temp_files(set(outputs.values()))
         seconds = time.perf_counter() - started
         summary = ExtractSummary(len(mine), len(todo) - failed, skipped, failed, seconds, failures_path)
         log.event(

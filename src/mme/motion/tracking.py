@@ -172,28 +172,24 @@ def track_video(
     A start frame f with f + L > F - 1 runs out of frames: its steps past the last frame are
     invalid with displacement 0 (as for a point that left the frame).
     """
-    steps = config.steps
     active: list[_Trajectory] = []
     previous: np.ndarray | None = None
-    seeds: np.ndarray | None = None
     for frame in gray_frames:
-        if previous is None:
-            seeds = grid_seeds(frame.shape[0], frame.shape[1], config.grid_stride)
-        else:
+        if previous is not None:
             if frame.shape != previous.shape:
                 raise ValueError(f"frame size changed mid-video: {previous.shape} -> {frame.shape}")
             field = prepare_flow(backend(previous, frame), config.median_filter)[None]
             points = np.stack([trajectory.points for trajectory in active])
             alive = np.stack([trajectory.alive for trajectory in active])
-            disp, points, alive = advance(
-                points, alive, field, np.zeros(len(active), np.int64), config.max_displacement
-            )
+            which = np.zeros(len(active), np.int64)  # every active trajectory samples this one flow
+            disp, points, alive = advance(points, alive, field, which, config.max_displacement)
             for n, trajectory in enumerate(active):
                 trajectory.record(disp[n], points[n], alive[n])
             while active and active[0].done:
                 yield active.pop(0).result()
-        assert seeds is not None
-        active.append(_Trajectory(seeds, steps))
+        active.append(
+            _Trajectory(grid_seeds(frame.shape[0], frame.shape[1], config.grid_stride), config.steps)
+        )
         previous = frame
     for trajectory in active:
         yield trajectory.result()
