@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from motion_helpers import FRAMES, SIZE
 
 from mme.motion.known_motion import STANDARD_MOTIONS, Motion, render_frames
-
-SIZE = (224, 224)  # (H, W): the network-input size the online path runs at
-FRAMES = 9  # two grids: seeded in frames 0 and 4, tracked 4 steps each
-STARTS = (0, 4)
-INDEX = np.array([[0, 1, 2, 3, 4], [4, 5, 6, 7, 8]])
 
 
 @pytest.fixture(scope="session")

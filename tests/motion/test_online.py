@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import INDEX, SIZE, STARTS
+from motion_helpers import INDEX, SIZE, STARTS
 
 from mme.motion import TrajectoryConfig, clip_trajectories, dense_clip_trajectories, resample_trajectories
 from mme.motion.flow import create_flow, to_gray

@@ -3,7 +3,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from conftest import INDEX, SIZE, STARTS
+from motion_helpers import INDEX, SIZE, STARTS
 
 from mme.motion.config import DEFAULT_OFFLINE_FLOW, DEFAULT_ONLINE_FLOW, TrajectoryConfig
 from mme.motion.flow import create_flow, to_gray
