@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from model_helpers import explicit_attention, reference_block, sinusoid_table
 
 from mme.models.layers import Attention, Block, DropPath, PatchEmbed, sincos_table
@@ -72,6 +73,16 @@ def test_patch_embed_token_order_is_time_row_column():
     tokens = embed(clip)
     assert tokens.shape == (1, 12, 1)
     assert torch.allclose(tokens[0, :, 0], torch.arange(12, dtype=torch.float32), atol=1e-3)
+
+
+def test_patch_embed_equals_the_strided_conv3d():
+    torch.manual_seed(0)
+    embed = PatchEmbed(in_chans=3, embed_dim=24, tubelet_size=2, patch_size=16)
+    clip = torch.randn(2, 3, 6, 48, 32)
+    expected = (
+        F.conv3d(clip, embed.proj.weight, embed.proj.bias, stride=(2, 16, 16)).flatten(2).transpose(1, 2)
+    )
+    assert torch.allclose(embed(clip), expected, atol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,15 @@
-"""Tubelet embedding: a Conv3d with kernel = stride = (tubelet, patch, patch) (METHOD §1)."""
+"""Tubelet embedding: a Conv3d with kernel = stride = (tubelet, patch, patch) (METHOD §1).
+
+The parameter is a ``Conv3d`` (``patch_embed.proj``, as in the original checkpoints), but the
+forward pass cuts the clip into tubelets with a reshape and applies the weight as one GEMM:
+with kernel = stride the two are the same sum, and the GEMM is about twice as fast as the
+convolution on CPU (forward + backward, see benchmarks/README.md).
+"""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -52,5 +59,11 @@ class PatchEmbed(nn.Module):
         return frames // self.tubelet_size, height // self.patch_size, width // self.patch_size
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
-        self.grid(clip.shape)
-        return self.proj(clip).flatten(2).transpose(1, 2)
+        t, h, w = self.grid(clip.shape)
+        batch, channels = clip.shape[:2]
+        size, step = self.patch_size, self.tubelet_size
+        # (B, C, T', t, H', p, W', p) -> (B, T', H', W', C, t, p, p): one row per tubelet, in the
+        # (k, i, j) token order and the (C, t, p, p) order of the flattened Conv3d weight.
+        tubelets = clip.reshape(batch, channels, t, step, h, size, w, size).permute(0, 2, 4, 6, 1, 3, 5, 7)
+        tubelets = tubelets.reshape(batch, t * h * w, channels * step * size * size)
+        return F.linear(tubelets, self.proj.weight.flatten(1), self.proj.bias)

@@ -1,0 +1,308 @@
+"""Clips/s of one MME pre-training step, next to a plain VideoMAE-style implementation.
+
+One step = forward, backward and AdamW on a batch of 16x224x224 clips with a tube mask of ratio
+0.7 (1096 of 1568 tokens hidden), decoder width 192 / depth 1, heads hog + traj, MSE losses.
+For each model size and precision (fp32, bf16 autocast) it times ``mme.models`` and the baseline
+in ``benchmarks/baseline_vit.py`` (explicit ``softmax(q k^T) v`` attention), counts the model
+FLOPs, measures the machine's GEMM rate on transformer-shaped matmuls, and reports the fraction
+of that rate the step achieves.
+
+FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` on one forward pass (matmuls, convolutions),
+plus the attention products ``4 N^2 D`` per layer by formula, because the counter does not see
+the fused CPU attention kernel; the baseline's explicit matmuls are counted directly as a
+cross-check. A training step is counted as 3x the forward (backward = 2x forward).
+
+    python benchmarks/step.py --quick --out step.json          # a few minutes on a laptop CPU
+    python benchmarks/step.py --device cuda --batch 16 --out step-cuda.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baseline_vit import PlainPretrainModel
+from mme.models import create_model
+from mme.utils.atomic import atomic_write_json
+from mme.utils.logging import Progress
+
+SIZES = {"small": (384, 12, 6), "base": (768, 12, 12)}
+FRAMES, IMAGE, MASK_RATIO = 16, 224, 0.7
+GRID = (FRAMES // 2, IMAGE // 16, IMAGE // 16)
+NUM_TOKENS = GRID[0] * GRID[1] * GRID[2]
+HEAD_DIMS = {"hog": 108, "traj": 32}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--sizes", default="small,base", help="comma-separated: small, base")
+    parser.add_argument("--dtypes", default="fp32,bf16", help="comma-separated: fp32, bf16 (autocast)")
+    parser.add_argument(
+        "--impls", default="mme,baseline", help="comma-separated: mme, baseline, mme-compiled"
+    )
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="1 warmup and 2 timed steps per configuration")
+    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.warmup, args.iters = 1, 2
+    return args
+
+
+# ----------------------------------------------------------------------------- machine
+
+
+def machine_info(device: torch.device) -> dict:
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": _lscpu_field("Model name"),
+        "native_bf16": native_bf16(device),
+        "load_average_start": os.getloadavg(),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _lscpu_field(name: str) -> str | None:
+    try:
+        output = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    for line in output.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == name:
+            return value.strip()
+    return None
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_rate(dtype: torch.dtype, device: torch.device, dims: list[int], tokens: int) -> dict:
+    """Best and mean TFLOP/s of the GEMMs a transformer layer runs (qkv, fc1, fc2) at these widths.
+
+    Each shape is timed as ``F.linear`` (what the layers call) and as a plain ``@``; the faster
+    counts, since some CPUs take very different paths for the two in bf16.
+    """
+    rates = {}
+    for dim in dims:
+        for name, (m, k, n) in {
+            "qkv": (tokens, dim, 3 * dim),
+            "fc1": (tokens, dim, 4 * dim),
+            "fc2": (tokens, 4 * dim, dim),
+        }.items():
+            x = torch.randn(m, k, device=device, dtype=dtype)
+            weight = torch.randn(n, k, device=device, dtype=dtype)
+            bias = torch.randn(n, device=device, dtype=dtype)
+            weight_t = weight.t().contiguous()
+            flops = 2 * m * k * n
+            rates[f"{name}_d{dim}_linear"] = flops / _time_op(F.linear, (x, weight, bias), device) / 1e12
+            rates[f"{name}_d{dim}_mm"] = flops / _time_op(torch.mm, (x, weight_t), device) / 1e12
+    return {
+        "best_tflops": max(rates.values()),
+        "mean_tflops": statistics.mean(rates.values()),
+        "shapes": rates,
+    }
+
+
+def _time_op(fn, inputs: tuple, device: torch.device, min_seconds: float = 0.5) -> float:
+    fn(*inputs)
+    _sync(device)
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < min_seconds or reps < 3:
+        fn(*inputs)
+        reps += 1
+        _sync(device)
+    return (time.perf_counter() - start) / reps
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 matmuls have hardware support (GPUs; CPUs with AVX512-BF16 or AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+# ----------------------------------------------------------------------------- models and data
+
+
+def tube_mask(batch: int, generator: torch.Generator) -> torch.Tensor:
+    t, h, w = GRID
+    masked = int(MASK_RATIO * h * w)
+    spatial = torch.zeros(batch, h * w, dtype=torch.bool)
+    for b in range(batch):
+        spatial[b, torch.randperm(h * w, generator=generator)[:masked]] = True
+    return spatial.repeat(1, t)
+
+
+def build(impl: str, size: str) -> torch.nn.Module:
+    dim, depth, heads = SIZES[size]
+    if impl.startswith("mme"):
+        return create_model(f"mme_vit_{size}_patch16_224", decoder_num_heads=6)
+    return PlainPretrainModel(dim, depth, heads, decoder_dim=192, decoder_depth=1, decoder_heads=6)
+
+
+def forward_flops(model: torch.nn.Module, clip: torch.Tensor, mask: torch.Tensor, sdpa: bool) -> int:
+    """Forward FLOPs of one batch: the counter's, plus the fused attention products by formula."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(clip, mask)
+    flops = counter.get_total_flops()
+    if sdpa:
+        batch = clip.shape[0]
+        visible = NUM_TOKENS - int(mask[0].sum())
+        dim, depth, _ = SIZES[_size_of(model)]
+        flops += depth * batch * 4 * visible**2 * dim  # q k^T and attn v in the encoder
+        flops += 1 * batch * 4 * NUM_TOKENS**2 * 192  # the decoder block on all tokens
+    return flops
+
+
+def _size_of(model: torch.nn.Module) -> str:
+    width = model.config.encoder.embed_dim
+    return next(size for size, (dim, _, _) in SIZES.items() if dim == width)
+
+
+def time_steps(
+    model: torch.nn.Module,
+    batch: int,
+    dtype: str,
+    device: torch.device,
+    warmup: int,
+    iters: int,
+) -> list[float]:
+    gen = torch.Generator().manual_seed(0)
+    clip = torch.randn(batch, 3, FRAMES, IMAGE, IMAGE, generator=gen).to(device)
+    mask = tube_mask(batch, gen).to(device)
+    masked = int(mask[0].sum())
+    targets = {
+        name: torch.rand(batch, masked, width, generator=gen).to(device) for name, width in HEAD_DIMS.items()
+    }
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1.5e-4, betas=(0.9, 0.95), weight_decay=0.05)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
+    times = []
+    for step in range(warmup + iters):
+        _sync(device)
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        with autocast:
+            out = model(clip, mask)
+            loss = sum(F.mse_loss(out[name].float(), targets[name]) for name in HEAD_DIMS)
+        loss.backward()
+        optimizer.step()
+        _sync(device)
+        if step >= warmup:
+            times.append(time.perf_counter() - start)
+    return times
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    sizes = [s for s in args.sizes.split(",") if s]
+    dtypes = [d for d in args.dtypes.split(",") if d]
+    impls = [i for i in args.impls.split(",") if i]
+    results: dict = {"machine": machine_info(device), "settings": vars(args) | {"out": str(args.out)}}
+    machine = results["machine"]
+    print(f"machine: {machine['cpu_model']} ({machine['torch_threads']} threads), device {device}")
+
+    tokens = args.batch * (NUM_TOKENS - int(MASK_RATIO * GRID[1] * GRID[2]) * GRID[0])
+    dims = [SIZES[s][0] for s in sizes]
+    results["matmul"] = {}
+    for dtype in dtypes:
+        torch_dtype = torch.float32 if dtype == "fp32" else torch.bfloat16
+        results["matmul"][dtype] = matmul_rate(torch_dtype, device, dims, tokens)
+        print(f"matmul {dtype}: best {results['matmul'][dtype]['best_tflops'] * 1e3:.1f} GFLOP/s")
+    if not results["machine"]["native_bf16"] and "bf16" in dtypes:
+        print(
+            "note: no native bf16 matmul on this machine (emulated): bf16 steps are timed 1 warmup + 2 steps"
+        )
+
+    runs = []
+    configs = [(size, dtype, impl) for size in sizes for dtype in dtypes for impl in impls]
+    with Progress(len(configs), "benchmark", unit="config", every_s=0.0) as bar:
+        for size, dtype, impl in configs:
+            torch.manual_seed(0)
+            model = build(impl, size).to(device).train()
+            gen = torch.Generator().manual_seed(1)
+            probe_clip = torch.randn(1, 3, FRAMES, IMAGE, IMAGE, generator=gen).to(device)
+            probe_mask = tube_mask(1, gen).to(device)
+            flops_fwd = forward_flops(model, probe_clip, probe_mask, sdpa=impl.startswith("mme"))
+            if impl == "mme-compiled":
+                model = torch.compile(model)
+            warmup, iters = args.warmup, args.iters
+            if dtype == "bf16" and not results["machine"]["native_bf16"]:
+                warmup, iters = 1, min(iters, 2)  # emulated bf16 is slow: fewer steps
+            times = time_steps(model, args.batch, dtype, device, warmup, iters)
+            # The median is the headline; the best step shows the machine's capability under load.
+            clips_per_s = args.batch / statistics.median(times)
+            clips_per_s_best = args.batch / min(times)
+            achieved = 3 * flops_fwd * clips_per_s / 1e12
+            rate = results["matmul"][dtype]["best_tflops"]
+            fp32_rate = results["matmul"].get("fp32", {}).get("best_tflops")
+            run = {
+                "size": size,
+                "dtype": dtype,
+                "impl": impl,
+                "batch": args.batch,
+                "step_seconds": times,
+                "clips_per_s": clips_per_s,
+                "clips_per_s_best": clips_per_s_best,
+                "gflops_per_clip_fwd": flops_fwd / 1e9,
+                "gflops_per_clip_step": 3 * flops_fwd / 1e9,
+                "achieved_tflops": achieved,
+                "fraction_of_matmul_rate": achieved / rate,
+                "fraction_of_fp32_matmul_rate": None if fp32_rate is None else achieved / fp32_rate,
+            }
+            runs.append(run)
+            bar.update(
+                size=size,
+                dtype=dtype,
+                impl=impl,
+                clips_s=round(clips_per_s, 3),
+                frac=round(achieved / rate, 3),
+            )
+            del model
+    results["runs"] = runs
+    results["machine"]["load_average_end"] = os.getloadavg()
+
+    header = ("size", "dtype", "impl", "clips/s", "best", "GFLOP/clip", "TFLOP/s", "of matmul")
+    print("\n{:6} {:5} {:13} {:>8} {:>8} {:>11} {:>8} {:>9}".format(*header))
+    for run in runs:
+        print(
+            f"{run['size']:6} {run['dtype']:5} {run['impl']:13} {run['clips_per_s']:8.3f} "
+            f"{run['clips_per_s_best']:8.3f} {run['gflops_per_clip_step']:11.1f} "
+            f"{run['achieved_tflops']:8.3f} {run['fraction_of_matmul_rate']:9.1%}"
+        )
+    if args.out is not None:
+        atomic_write_json(args.out, results)
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
