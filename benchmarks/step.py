@@ -5,7 +5,8 @@ One step = forward, backward and AdamW on a batch of 16x224x224 clips with a tub
 For each model size and precision (fp32, bf16 autocast) it times ``mme.models`` and the baseline
 in ``benchmarks/baseline_vit.py`` (explicit ``softmax(q k^T) v`` attention), counts the model
 FLOPs, measures the machine's GEMM rate on transformer-shaped matmuls, and reports the fraction
-of that rate the step achieves.
+of that rate the step achieves. The implementations of one size and precision take steps in
+turn, right after that GEMM measurement, so that on a shared machine they see the same load.
 
 FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` on one forward pass (matmuls, convolutions),
 plus the attention products ``4 N^2 D`` per layer by formula, because the counter does not see
@@ -165,56 +166,58 @@ def build(impl: str, size: str) -> torch.nn.Module:
     return PlainPretrainModel(dim, depth, heads, decoder_dim=192, decoder_depth=1, decoder_heads=6)
 
 
-def forward_flops(model: torch.nn.Module, clip: torch.Tensor, mask: torch.Tensor, sdpa: bool) -> int:
-    """Forward FLOPs of one batch: the counter's, plus the fused attention products by formula."""
+def forward_flops(model: torch.nn.Module, clip: torch.Tensor, mask: torch.Tensor) -> int:
+    """Forward FLOPs of one batch: the counter's, plus the fused attention products by formula
+    when the counter does not see the attention kernel (the CPU flash kernel; CUDA ones are counted)."""
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(clip, mask)
     flops = counter.get_total_flops()
-    if sdpa:
+    counted_ops = {str(op) for op in counter.get_flop_counts().get("Global", {})}
+    uses_sdpa = hasattr(model, "config")  # mme's model; the baseline's explicit matmuls are counted
+    if uses_sdpa and not any("scaled_dot_product" in op for op in counted_ops):
         batch = clip.shape[0]
         visible = NUM_TOKENS - int(mask[0].sum())
-        dim, depth, _ = SIZES[_size_of(model)]
-        flops += depth * batch * 4 * visible**2 * dim  # q k^T and attn v in the encoder
-        flops += 1 * batch * 4 * NUM_TOKENS**2 * 192  # the decoder block on all tokens
+        cfg = model.config
+        encoder = cfg.encoder.depth * batch * 4 * visible**2 * cfg.encoder.embed_dim  # q k^T and attn v
+        decoder = cfg.decoder_depth * batch * 4 * NUM_TOKENS**2 * cfg.decoder_embed_dim  # on all tokens
+        flops += encoder + decoder
     return flops
 
 
-def _size_of(model: torch.nn.Module) -> str:
-    width = model.config.encoder.embed_dim
-    return next(size for size, (dim, _, _) in SIZES.items() if dim == width)
+class StepRunner:
+    """One implementation's model, optimiser and batch; ``step()`` runs and times one training step."""
 
+    def __init__(self, impl: str, size: str, batch: int, dtype: str, device: torch.device) -> None:
+        torch.manual_seed(0)
+        self.device = device
+        self.model = build(impl, size).to(device).train()
+        gen = torch.Generator().manual_seed(1)
+        probe_clip = torch.randn(1, 3, FRAMES, IMAGE, IMAGE, generator=gen).to(device)
+        self.flops_fwd = forward_flops(self.model, probe_clip, tube_mask(1, gen).to(device))
+        if impl == "mme-compiled":
+            self.model = torch.compile(self.model)
+        self.clip = torch.randn(batch, 3, FRAMES, IMAGE, IMAGE, generator=gen).to(device)
+        self.mask = tube_mask(batch, gen).to(device)
+        masked = int(self.mask[0].sum())
+        self.targets = {
+            n: torch.rand(batch, masked, w, generator=gen).to(device) for n, w in HEAD_DIMS.items()
+        }
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=1.5e-4, betas=(0.9, 0.95), weight_decay=0.05
+        )
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
 
-def time_steps(
-    model: torch.nn.Module,
-    batch: int,
-    dtype: str,
-    device: torch.device,
-    warmup: int,
-    iters: int,
-) -> list[float]:
-    gen = torch.Generator().manual_seed(0)
-    clip = torch.randn(batch, 3, FRAMES, IMAGE, IMAGE, generator=gen).to(device)
-    mask = tube_mask(batch, gen).to(device)
-    masked = int(mask[0].sum())
-    targets = {
-        name: torch.rand(batch, masked, width, generator=gen).to(device) for name, width in HEAD_DIMS.items()
-    }
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1.5e-4, betas=(0.9, 0.95), weight_decay=0.05)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
-    times = []
-    for step in range(warmup + iters):
-        _sync(device)
+    def step(self) -> float:
+        _sync(self.device)
         start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        with autocast:
-            out = model(clip, mask)
-            loss = sum(F.mse_loss(out[name].float(), targets[name]) for name in HEAD_DIMS)
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.autocast:
+            out = self.model(self.clip, self.mask)
+            loss = sum(F.mse_loss(out[name].float(), self.targets[name]) for name in HEAD_DIMS)
         loss.backward()
-        optimizer.step()
-        _sync(device)
-        if step >= warmup:
-            times.append(time.perf_counter() - start)
-    return times
+        self.optimizer.step()
+        _sync(self.device)
+        return time.perf_counter() - start
 
 
 # ----------------------------------------------------------------------------- main
@@ -231,72 +234,60 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine['cpu_model']} ({machine['torch_threads']} threads), device {device}")
 
     tokens = args.batch * (NUM_TOKENS - int(MASK_RATIO * GRID[1] * GRID[2]) * GRID[0])
-    dims = [SIZES[s][0] for s in sizes]
+    if not machine["native_bf16"] and "bf16" in dtypes:
+        print("note: no native bf16 matmul on this machine (emulated): bf16 is timed 1 warmup + 2 steps")
     results["matmul"] = {}
-    for dtype in dtypes:
-        torch_dtype = torch.float32 if dtype == "fp32" else torch.bfloat16
-        results["matmul"][dtype] = matmul_rate(torch_dtype, device, dims, tokens)
-        print(f"matmul {dtype}: best {results['matmul'][dtype]['best_tflops'] * 1e3:.1f} GFLOP/s")
-    if not results["machine"]["native_bf16"] and "bf16" in dtypes:
-        print(
-            "note: no native bf16 matmul on this machine (emulated): bf16 steps are timed 1 warmup + 2 steps"
-        )
-
     runs = []
-    configs = [(size, dtype, impl) for size in sizes for dtype in dtypes for impl in impls]
-    with Progress(len(configs), "benchmark", unit="config", every_s=0.0) as bar:
-        for size, dtype, impl in configs:
-            torch.manual_seed(0)
-            model = build(impl, size).to(device).train()
-            gen = torch.Generator().manual_seed(1)
-            probe_clip = torch.randn(1, 3, FRAMES, IMAGE, IMAGE, generator=gen).to(device)
-            probe_mask = tube_mask(1, gen).to(device)
-            flops_fwd = forward_flops(model, probe_clip, probe_mask, sdpa=impl.startswith("mme"))
-            if impl == "mme-compiled":
-                model = torch.compile(model)
+    groups = [(size, dtype) for size in sizes for dtype in dtypes]
+    with Progress(len(groups) * len(impls), "benchmark", unit="config", every_s=0.0) as bar:
+        for size, dtype in groups:
+            # The implementations of one (size, dtype) run step by step in turn, right after the
+            # GEMM rate is measured, so that they share the machine's load (it is shared here).
+            runners = {impl: StepRunner(impl, size, args.batch, dtype, device) for impl in impls}
+            torch_dtype = torch.float32 if dtype == "fp32" else torch.bfloat16
+            matmul = matmul_rate(torch_dtype, device, [SIZES[size][0]], tokens)
+            results["matmul"][f"{size}_{dtype}"] = matmul
             warmup, iters = args.warmup, args.iters
-            if dtype == "bf16" and not results["machine"]["native_bf16"]:
-                warmup, iters = 1, min(iters, 2)  # emulated bf16 is slow: fewer steps
-            times = time_steps(model, args.batch, dtype, device, warmup, iters)
-            # The median is the headline; the best step shows the machine's capability under load.
-            clips_per_s = args.batch / statistics.median(times)
-            clips_per_s_best = args.batch / min(times)
-            achieved = 3 * flops_fwd * clips_per_s / 1e12
-            rate = results["matmul"][dtype]["best_tflops"]
-            fp32_rate = results["matmul"].get("fp32", {}).get("best_tflops")
-            run = {
-                "size": size,
-                "dtype": dtype,
-                "impl": impl,
-                "batch": args.batch,
-                "step_seconds": times,
-                "clips_per_s": clips_per_s,
-                "clips_per_s_best": clips_per_s_best,
-                "gflops_per_clip_fwd": flops_fwd / 1e9,
-                "gflops_per_clip_step": 3 * flops_fwd / 1e9,
-                "achieved_tflops": achieved,
-                "fraction_of_matmul_rate": achieved / rate,
-                "fraction_of_fp32_matmul_rate": None if fp32_rate is None else achieved / fp32_rate,
-            }
-            runs.append(run)
-            bar.update(
-                size=size,
-                dtype=dtype,
-                impl=impl,
-                clips_s=round(clips_per_s, 3),
-                frac=round(achieved / rate, 3),
-            )
-            del model
+            if dtype == "bf16" and not machine["native_bf16"]:
+                warmup, iters = 1, min(iters, 2)
+            times: dict[str, list[float]] = {impl: [] for impl in impls}
+            for index in range(warmup + iters):
+                for impl, runner in runners.items():
+                    seconds = runner.step()
+                    if index >= warmup:
+                        times[impl].append(seconds)
+            for impl, runner in runners.items():
+                # The median is the headline; the best step shows the machine's capability under load.
+                clips_per_s = args.batch / statistics.median(times[impl])
+                achieved = 3 * runner.flops_fwd * clips_per_s / 1e12
+                run = {
+                    "size": size,
+                    "dtype": dtype,
+                    "impl": impl,
+                    "batch": args.batch,
+                    "step_seconds": times[impl],
+                    "clips_per_s": clips_per_s,
+                    "clips_per_s_best": args.batch / min(times[impl]),
+                    "gflops_per_clip_fwd": runner.flops_fwd / 1e9,
+                    "gflops_per_clip_step": 3 * runner.flops_fwd / 1e9,
+                    "achieved_tflops": achieved,
+                    "matmul_tflops": matmul["best_tflops"],
+                    "fraction_of_matmul_rate": achieved / matmul["best_tflops"],
+                }
+                runs.append(run)
+                bar.update(size=size, dtype=dtype, impl=impl, clips_s=round(clips_per_s, 3))
+            del runners
     results["runs"] = runs
     results["machine"]["load_average_end"] = os.getloadavg()
 
-    header = ("size", "dtype", "impl", "clips/s", "best", "GFLOP/clip", "TFLOP/s", "of matmul")
-    print("\n{:6} {:5} {:13} {:>8} {:>8} {:>11} {:>8} {:>9}".format(*header))
+    header = ("size", "dtype", "impl", "clips/s", "best", "GFLOP/clip", "GFLOP/s", "GEMM", "of GEMM")
+    print("\n{:6} {:5} {:13} {:>8} {:>8} {:>11} {:>8} {:>8} {:>8}".format(*header))
     for run in runs:
         print(
             f"{run['size']:6} {run['dtype']:5} {run['impl']:13} {run['clips_per_s']:8.3f} "
             f"{run['clips_per_s_best']:8.3f} {run['gflops_per_clip_step']:11.1f} "
-            f"{run['achieved_tflops']:8.3f} {run['fraction_of_matmul_rate']:9.1%}"
+            f"{run['achieved_tflops'] * 1e3:8.1f} {run['matmul_tflops'] * 1e3:8.1f} "
+            f"{run['fraction_of_matmul_rate']:8.1%}"
         )
     if args.out is not None:
         atomic_write_json(args.out, results)
