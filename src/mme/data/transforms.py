@@ -127,7 +127,8 @@ class Mixup:
                 y0, y1, x0, x1 = box
                 clip[..., y0:y1, x0:x1] = clip.flip(0)[..., y0:y1, x0:x1]
             else:
-                clip.mul_(lam).add_(clip.flip(0), alpha=1.0 - lam)
+                partner = clip.flip(0)  # a copy, taken before clip changes in place
+                clip.mul_(lam).add_(partner, alpha=1.0 - lam)
         one_hot = smooth_one_hot(labels, self.num_classes, self.label_smoothing)
         targets = one_hot * lam + one_hot.flip(0) * (1.0 - lam)
         return clip, targets
