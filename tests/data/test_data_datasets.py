@@ -1,0 +1,247 @@
+"""mme.data.datasets on real encoded videos: the sample contract, offline/online trajectories,
+bad videos (replaced, counted across workers, fraction limit), classification views, loaders."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mme.data.config import ClassificationDataConfig, PretrainDataConfig
+from mme.data.datasets import (
+    PretrainDataset,
+    VideoClassificationDataset,
+    collate_repeated,
+    worker_init_fn,
+)
+from mme.data.synthetic import SynthConfig, generate_dataset
+from mme.errors import ConfigError, DataError
+from mme.io.lists import read_list, write_list
+from mme.io.video import write_video
+from mme.motion import TrajectoryConfig
+
+SMALL = {"num_frames": 4, "stride": 2, "input_size": 32}
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("synth")
+    generate_dataset(
+        SynthConfig(classes=2, videos_per_class=4, frames=24, width=64, height=48), out, workers=1
+    )
+    return out
+
+
+def pretrain_config(synth: Path, **overrides) -> PretrainDataConfig:
+    fields = {"train_list": str(synth / "train.csv"), "mask_ratio": 0.5, **SMALL, **overrides}
+    return PretrainDataConfig(**fields)
+
+
+def test_pretrain_sample_contract(synth, tmp_path):
+    dataset = PretrainDataset(pretrain_config(synth), TrajectoryConfig(), bad_video_dir=tmp_path)
+    assert len(dataset) == 4
+    np.random.seed(0)
+    sample = dataset[1]
+    assert sample["clip"].dtype == torch.uint8 and sample["clip"].shape == (3, 4, 32, 32)
+    assert sample["mask"].dtype == torch.bool and sample["mask"].shape == (8,)  # (2, 2, 2) tokens
+    assert int(sample["mask"].sum()) == 4 and bool((sample["mask"][:4] == sample["mask"][4:]).all())
+    assert sample["traj_disp"].dtype == torch.float32 and sample["traj_disp"].shape == (2, 4, 4, 4, 2)
+    assert sample["traj_valid"].dtype == torch.bool and sample["traj_valid"].shape == (2, 4, 4, 4)
+    assert sample["index"] == 1
+    assert bool(sample["traj_valid"][:, 0].any())
+    np.random.seed(0)
+    again = dataset[1]
+    assert all(torch.equal(sample[key], again[key]) for key in ("clip", "mask", "traj_disp", "traj_valid"))
+    np.random.seed(1)
+    assert not torch.equal(dataset[1]["clip"], sample["clip"])
+    assert dataset.bad_video_count == 0
+
+
+def test_pretrain_without_trajectories(synth, tmp_path):
+    dataset = PretrainDataset(pretrain_config(synth, trajectories="none"), bad_video_dir=tmp_path)
+    assert set(dataset[0]) == {"clip", "mask", "index"}
+
+
+def test_offline_trajectories_and_a_missing_file(synth, tmp_path):
+    from mme.motion.extract import ExtractSettings, extract_video, output_path
+
+    config = pretrain_config(synth, trajectories="offline", traj_root=str(tmp_path / "traj"))
+    entries = read_list(config.train_list)
+    settings = ExtractSettings(flow="dis_ultrafast")
+    for entry in entries[:-1]:
+        extract_video(entry.path, output_path(entry.path, config.traj_root, config.root), settings)
+    dataset = PretrainDataset(config, TrajectoryConfig(), bad_video_dir=tmp_path / "bad")
+    np.random.seed(0)
+    sample = dataset[0]
+    assert sample["traj_disp"].shape == (2, 4, 4, 4, 2) and sample["traj_valid"].shape == (2, 4, 4, 4)
+    assert bool(torch.isfinite(sample["traj_disp"]).all()) and bool(sample["traj_valid"][:, 0].any())
+    missing = output_path(entries[-1].path, config.traj_root, config.root)
+    with pytest.raises(DataError, match=f"trajectory file not found: {missing}"):
+        dataset[len(entries) - 1]
+    assert dataset.bad_video_count == 0  # a missing trajectory file is an error, not a bad video
+
+
+def _with_bad_videos(synth: Path, folder: Path) -> Path:
+    """The train list plus a corrupt video and one too short for a clip."""
+    folder.mkdir(parents=True, exist_ok=True)
+    corrupt = folder / "corrupt.mp4"
+    corrupt.write_bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    short = folder / "short.mp4"
+    write_video(short, np.zeros((3, 48, 64, 3), np.uint8))  # 3 frames, a clip needs 4
+    entries = [(entry.path, entry.label) for entry in read_list(synth / "train.csv")]
+    listing = folder / "with_bad.csv"
+    write_list(listing, [(corrupt, 0), *entries, (short, 1)])
+    return listing
+
+
+def test_bad_videos_are_replaced_and_counted(synth, tmp_path):
+    listing = _with_bad_videos(synth, tmp_path / "data")
+    config = pretrain_config(synth, train_list=str(listing), max_bad_fraction=0.5)
+    dataset = PretrainDataset(config, TrajectoryConfig(), bad_video_dir=tmp_path / "run")
+    first, last = dataset[0], dataset[len(dataset) - 1]
+    assert first["index"] not in (0, len(dataset) - 1) and last["index"] not in (0, len(dataset) - 1)
+    assert first["clip"].shape == (3, 4, 32, 32)
+    assert dataset.bad_video_count == 2
+    reasons = dataset.bad.bad_videos()
+    assert "decodable frames" in reasons[str(tmp_path / "data" / "short.mp4")]
+    assert "corrupt.mp4" in reasons[str(tmp_path / "data" / "corrupt.mp4")]
+    # Deterministic replacement: the same index picks the same stand-in.
+    assert dataset[0]["index"] == first["index"]
+
+
+def test_too_many_bad_videos_stop_the_run(synth, tmp_path):
+    listing = _with_bad_videos(synth, tmp_path / "data")
+    config = pretrain_config(synth, train_list=str(listing), max_bad_fraction=0.1)  # 6 videos: 0 tolerated
+    dataset = PretrainDataset(config, TrajectoryConfig(), bad_video_dir=tmp_path / "run")
+    with pytest.raises(DataError, match=r"(?s)1 of 6 videos are bad.*corrupt\.mp4"):
+        dataset[0]
+
+
+def test_dataloader_with_two_workers(synth, tmp_path):
+    """Online trajectories computed in 2 worker processes; bad videos counted across them."""
+    listing = _with_bad_videos(synth, tmp_path / "data")
+    config = pretrain_config(synth, train_list=str(listing), max_bad_fraction=0.5)
+    dataset = PretrainDataset(config, TrajectoryConfig(), bad_video_dir=tmp_path / "run")
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=3,
+        num_workers=2,
+        worker_init_fn=worker_init_fn,
+        generator=torch.Generator().manual_seed(0),
+    )
+    batches = list(loader)
+    assert [batch["clip"].shape for batch in batches] == [(3, 3, 4, 32, 32)] * 2
+    assert batches[0]["traj_disp"].shape == (3, 2, 4, 4, 4, 2) and batches[0]["mask"].shape == (3, 8)
+    indices = torch.cat([batch["index"] for batch in batches])
+    assert 0 not in indices and 5 not in indices  # both bad videos were replaced
+    assert len(list((tmp_path / "run").glob("bad_videos-*.jsonl"))) == 2  # one record per worker
+    assert dataset.bad_video_count == 2
+    second = list(
+        torch.utils.data.DataLoader(
+            dataset,
+            batch_size=3,
+            num_workers=2,
+            worker_init_fn=worker_init_fn,
+            generator=torch.Generator().manual_seed(0),
+        )
+    )
+    assert torch.equal(second[1]["clip"], batches[1]["clip"])  # a seeded loader repeats
+
+
+def classification_config(synth: Path, **overrides) -> ClassificationDataConfig:
+    lists = {split: str(synth / f"{split}.csv") for split in ("train", "val", "test")}
+    fields = {
+        "train_list": lists["train"],
+        "val_list": lists["val"],
+        "test_list": lists["test"],
+        "short_side_size": 32,
+        "test_clips": 2,
+        "test_crops": 3,
+        **SMALL,
+        **overrides,
+    }
+    return ClassificationDataConfig(**fields)
+
+
+def test_classification_train_items(synth, tmp_path):
+    dataset = VideoClassificationDataset(classification_config(synth), "train", bad_video_dir=tmp_path)
+    assert dataset.num_classes == 2 and len(dataset) == 4
+    np.random.seed(0)
+    items = [dataset[i] for i in range(3)]
+    assert items[0]["clip"].shape == (2, 3, 4, 32, 32) and items[0]["label"].shape == (2,)
+    assert not torch.equal(items[0]["clip"][0], items[0]["clip"][1])  # two independent augmentations
+    batch = collate_repeated(items)
+    assert batch["clip"].shape == (6, 3, 4, 32, 32)
+    assert batch["label"].tolist() == [e.label for e in dataset.entries[:3] for _ in range(2)]
+    assert batch["index"].tolist() == [0, 0, 1, 1, 2, 2]
+
+
+def test_classification_val_and_test_views_are_deterministic(synth, tmp_path):
+    config = classification_config(synth)
+    val = VideoClassificationDataset(config, "val", bad_video_dir=tmp_path)
+    np.random.seed(0)
+    first = val[1]
+    np.random.seed(5)
+    assert torch.equal(val[1]["clip"], first["clip"]) and first["clip"].shape == (3, 4, 32, 32)
+    test = VideoClassificationDataset(config, "test", bad_video_dir=tmp_path)
+    assert len(test) == 2 * 6
+    views = [test[i] for i in range(6)]
+    assert [v["view"] for v in views] == list(range(6)) and {v["index"] for v in views} == {0}
+    assert all(v["label"] == test.entries[0].label for v in views)
+    # Crops of one clip differ (left / centre / right of a 64x48 video), clips differ in time.
+    assert not torch.equal(views[0]["clip"], views[2]["clip"])
+    assert not torch.equal(views[0]["clip"], views[3]["clip"])
+    assert torch.equal(test[4]["clip"], views[4]["clip"])
+
+
+def test_labels_must_fit_num_classes(synth, tmp_path):
+    with pytest.raises(DataError, match=r"not below data\.num_classes=1"):
+        VideoClassificationDataset(
+            classification_config(synth, num_classes=1), "train", bad_video_dir=tmp_path
+        )
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"mask_ratio": 1.5}, "data.mask_ratio"),
+        ({"trajectories": "offline"}, "data.traj_root"),
+        ({"num_frames": 5}, "data.num_frames=5 must be a multiple"),
+        ({"sampling": "dense"}, "data.sampling"),
+        ({"decode_backend": "opencv"}, "data.decode_backend"),
+    ],
+)
+def test_config_errors_name_the_key(fields, message):
+    with pytest.raises(ConfigError, match=message):
+        PretrainDataConfig(**fields)
+
+
+def test_config_needs_a_list(tmp_path):
+    with pytest.raises(ConfigError, match=r"data\.train_list is not set"):
+        PretrainDataset(PretrainDataConfig(trajectories="none"), bad_video_dir=tmp_path)
+    with pytest.raises(ConfigError, match="RandAugment"):
+        ClassificationDataConfig(rand_augment="rand-q3")
+
+
+def test_worker_init_seeds_from_torch(monkeypatch):
+    monkeypatch.setattr(torch, "initial_seed", lambda: 1234 + 2**40)
+    threads = torch.get_num_threads()
+    try:
+        worker_init_fn(0)
+        first = np.random.random()
+        worker_init_fn(0)
+        assert np.random.random() == first
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_relative_root(synth, tmp_path):
+    copy = tmp_path / "moved"
+    shutil.copytree(synth, copy)
+    dataset = PretrainDataset(
+        pretrain_config(copy, trajectories="none", train_list=str(copy / "train.csv")), bad_video_dir=tmp_path
+    )
+    assert dataset.entries[0].path.is_relative_to(copy) and dataset[0]["clip"].shape == (3, 4, 32, 32)
