@@ -1,6 +1,6 @@
-"""Reading data off disk: video list files, official split files, and video decoding."""
+"""Reading data off disk: video lists (:mod:`mme.io.lists`), official dataset splits
+(:mod:`mme.io.splits`) and video decoding (:mod:`mme.io.video`: ``open_video``).
 
-from mme.io.lists import VideoEntry, read_list, write_list
-from mme.io.video import VideoReader, open_video, write_video
-
-__all__ = ["VideoEntry", "VideoReader", "open_video", "read_list", "write_list", "write_video"]
+Import from the modules; this file stays empty so that light users (the ``mme`` command's
+argument parsers) do not pay for NumPy and PyAV.
+"""
