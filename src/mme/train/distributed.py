@@ -247,11 +247,13 @@ class SeededDataset(torch.utils.data.Dataset):
     The datasets draw their augmentation from these global generators; re-seeding them per
     sample ties every clip's randomness to its place in the epoch (see :func:`sample_seed`).
     In the main process (``workers=0``) the generators are restored afterwards, so the training
-    step's own randomness (drop-path, mixup) keeps its stream.
+    step's own randomness (drop-path, mixup) keeps its stream. ``tag_items=True`` adds the item's
+    index as ``"item"`` to each (dict) sample, for evaluation to know which view it scored.
     """
 
-    def __init__(self, dataset: torch.utils.data.Dataset) -> None:
+    def __init__(self, dataset: torch.utils.data.Dataset, tag_items: bool = False) -> None:
         self.dataset = dataset
+        self.tag_items = tag_items
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
@@ -260,15 +262,21 @@ class SeededDataset(torch.utils.data.Dataset):
         index, seed = key
         if torch.utils.data.get_worker_info() is not None:
             _seed_all(seed)
-            return self.dataset[index]
+            return self._get(index)
         saved = (random.getstate(), np.random.get_state(), torch.get_rng_state())
         try:
             _seed_all(seed)
-            return self.dataset[index]
+            return self._get(index)
         finally:
             random.setstate(saved[0])
             np.random.set_state(saved[1])
             torch.set_rng_state(saved[2])
+
+    def _get(self, index: int) -> Any:
+        sample = self.dataset[index]
+        if self.tag_items:
+            sample = {**sample, "item": index}
+        return sample
 
 
 def _seed_all(seed: int) -> None:

@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterator, Mapping
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from mme.errors import ConfigError, MMEError
@@ -25,12 +26,23 @@ class NonFiniteLossError(MMEError):
     """The loss became NaN/inf: the run stops before anything is written from that state."""
 
 
-def check_finite(total: torch.Tensor, terms: Mapping[str, torch.Tensor], step: int, epoch: int) -> float:
-    """Return the loss as a float, or raise :class:`NonFiniteLossError` naming every term."""
-    value = float(total.detach())
+def check_finite(
+    total: torch.Tensor, terms: Mapping[str, torch.Tensor], step: int, epoch: int
+) -> tuple[float, dict[str, float]]:
+    """The loss and its terms averaged over ranks, as floats; :class:`NonFiniteLossError` if not finite.
+
+    Averaging first makes every rank see the same value, so all ranks stop together (a NaN on one
+    rank alone would otherwise leave the others waiting in the gradient all-reduce).
+    """
+    packed = torch.stack([total.detach().float(), *(t.detach().float() for t in terms.values())])
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(packed)
+        packed /= dist.get_world_size()
+    values = packed.tolist()
+    value, named = values[0], dict(zip(terms, values[1:], strict=True))
     if math.isfinite(value):
-        return value
-    shown = ", ".join(f"{name}={float(term.detach()):.4g}" for name, term in terms.items())
+        return value, named
+    shown = ", ".join(f"{name}={term:.4g}" for name, term in named.items())
     raise NonFiniteLossError(
         f"loss is {value} at step {step} (epoch {epoch}); terms: {shown or 'none'}. "
         "The run stopped; the last checkpoint written before this step is intact "
@@ -84,6 +96,11 @@ class Updater:
         self.lr, self.weight_decay = apply_schedules(optimizer, step, lr_schedule, wd_schedule)
         self.grad_norm: float | None = None
 
+    def set_step(self, step: int) -> None:
+        """Continue the schedules at ``step`` (resume)."""
+        self.step = step
+        self.lr, self.weight_decay = apply_schedules(self.optimizer, step, self.lr_schedule, self.wd_schedule)
+
     @contextlib.contextmanager
     def accumulate(self) -> Iterator[None]:
         """Wrap forward + backward of one micro-batch; skips DDP's all-reduce until the last one."""
@@ -114,8 +131,5 @@ class Updater:
         else:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        self.step += 1
-        self.lr, self.weight_decay = apply_schedules(
-            self.optimizer, self.step, self.lr_schedule, self.wd_schedule
-        )
+        self.set_step(self.step + 1)
         return True

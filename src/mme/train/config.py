@@ -1,0 +1,343 @@
+"""Run configs of the four jobs: ``PretrainConfig``, ``FinetuneConfig``, ``EvalConfig``, ``ProbeConfig``.
+
+Each composes the packages' own dataclasses (model registry settings, ``mme.data`` data configs,
+``mme.motion.TrajectoryConfig``, ``mme.objectives.TargetConfig``) with the trainer's sections
+below (optimiser, schedule, batch, runtime). The dataclasses are the single source of defaults;
+a YAML recipe and ``--set key=value`` only override (:func:`load_run_config`). Defaults follow
+the released ViT-B recipes of METHOD §6; the recipes in ``configs/`` spell out each one.
+
+:func:`validate` checks ranges and the consistency between sections (e.g. the targets' trajectory
+length equals the data's) before anything is written, naming the key at fault.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING
+
+from mme.data.config import ClassificationDataConfig, MixupConfig, PretrainDataConfig
+from mme.errors import ConfigError
+from mme.motion.config import TrajectoryConfig
+from mme.objectives.config import TargetConfig
+from mme.train.config_loader import load_config
+
+
+@dataclass
+class ModelSection:
+    """Which registered model to build (``mme.models.list_models()``) and how.
+
+    ``overrides`` are fields of the model's config dataclass (``drop_path_rate``,
+    ``decoder_depth``, ``use_checkpoint``, ...). The clip size (``num_frames``, ``img_size``) and,
+    for pre-training, the prediction heads come from the data and target sections, not from here.
+    ``init_from`` starts from a checkpoint (any layout ``mme.models`` reads), e.g. fine-tuning from
+    a pre-training run's ``checkpoints/step-*.pt`` or ``model/``.
+    """
+
+    name: str = MISSING
+    overrides: dict[str, Any] = field(default_factory=dict)
+    init_from: str | None = None
+
+
+@dataclass
+class OptimConfig:
+    """AdamW and the lr rule. ``base_lr``, ``min_lr`` and ``warmup_lr`` are per ``reference_batch``
+    samples: each is multiplied by global batch / ``reference_batch`` (linear scaling rule)."""
+
+    base_lr: float = 1.5e-4
+    min_lr: float = 1e-5
+    warmup_lr: float = 1e-6
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    eps: float = 1e-8
+    weight_decay: float = 0.05
+    # Cosine schedule of the weight decay from weight_decay to this (None: constant).
+    weight_decay_end: float | None = None
+    # Layer-wise lr decay (fine-tuning): lr x decay^(num_layers + 1 - layer_id); 1.0 = off.
+    layer_decay: float = 1.0
+    # Max gradient norm (None: no clipping, as the released pre-training recipe).
+    clip_grad: float | None = None
+    reference_batch: int = 256
+
+
+@dataclass
+class ScheduleConfig:
+    epochs: int = 800
+    warmup_epochs: float = 40.0
+
+
+@dataclass
+class BatchConfig:
+    """Global batch = ``per_gpu`` x processes x ``update_freq``. ``num_gpus`` is what the recipe was
+    tuned for; a run with another count warns and scales lr by its actual global batch."""
+
+    per_gpu: int = 64
+    num_gpus: int = 1
+    update_freq: int = 1
+
+
+@dataclass
+class RuntimeConfig:
+    """Where and how a job runs. ``resume`` is set by ``--resume auto|PATH``."""
+
+    output_dir: str = MISSING
+    seed: int = 0
+    # auto = cuda:LOCAL_RANK when CUDA is available, else cpu.
+    device: str = "auto"
+    # fp32, bf16 (autocast) or fp16 (autocast + GradScaler; the released recipe).
+    precision: str = "fp32"
+    workers: int = 8
+    pin_memory: bool = True
+    prefetch_factor: int = 2
+    compile: bool = False
+    log_every: int = 20
+    checkpoint_every_epochs: int = 1
+    # Also checkpoint every this many optimiser steps (0: only at epoch ends).
+    checkpoint_every_steps: int = 0
+    keep_last: int = 2
+    tensorboard: bool = True
+    # Stop (after writing a checkpoint) once this many optimiser steps are done, e.g. to fit a
+    # cluster job's time limit; resume with --resume auto.
+    stop_after_steps: int | None = None
+    resume: str | None = None
+
+
+@dataclass
+class PretrainConfig:
+    """``mme pretrain``: MME pre-training (METHOD §1–6)."""
+
+    model: ModelSection = field(default_factory=lambda: ModelSection(name="mme_vit_base_patch16_224"))
+    # The targets the decoder predicts, one head each (mme.objectives registry names).
+    predict: list[str] = field(default_factory=lambda: ["hog", "traj"])
+    targets: TargetConfig = field(default_factory=TargetConfig)
+    traj: TrajectoryConfig = field(default_factory=TrajectoryConfig)
+    data: PretrainDataConfig = field(default_factory=PretrainDataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+
+@dataclass
+class ValidationConfig:
+    """Evaluation during and after fine-tuning."""
+
+    # Single-view validation on data.val_list every this many epochs (0: never); picks best.pt.
+    every_epochs: int = 1
+    # Multi-view test on data.test_list with the final weights (and best.pt's when it exists).
+    test_at_end: bool = True
+
+
+@dataclass
+class FinetuneConfig:
+    """``mme finetune``: supervised fine-tuning (VideoMAE protocol, METHOD §6)."""
+
+    model: ModelSection = field(
+        default_factory=lambda: ModelSection(name="vit_base_patch16_224", overrides={"drop_path_rate": 0.1})
+    )
+    data: ClassificationDataConfig = field(default_factory=ClassificationDataConfig)
+    mixup: MixupConfig = field(default_factory=MixupConfig)
+    optim: OptimConfig = field(
+        default_factory=lambda: OptimConfig(
+            base_lr=1e-3, min_lr=1e-6, warmup_lr=1e-6, betas=[0.9, 0.999], layer_decay=0.75
+        )
+    )
+    schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(epochs=30, warmup_epochs=5.0))
+    batch: BatchConfig = field(default_factory=lambda: BatchConfig(per_gpu=8))
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+
+@dataclass
+class EvalBatchConfig:
+    per_gpu: int = 8
+
+
+@dataclass
+class EvalRuntimeConfig:
+    output_dir: str = MISSING
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
+    workers: int = 8
+    pin_memory: bool = True
+    prefetch_factor: int = 2
+    tensorboard: bool = True
+
+
+@dataclass
+class EvalConfig:
+    """``mme eval``: multi-view testing of a classifier checkpoint."""
+
+    # Any checkpoint mme.models.load_classifier accepts.
+    checkpoint: str = MISSING
+    data: ClassificationDataConfig = field(default_factory=ClassificationDataConfig)
+    batch: EvalBatchConfig = field(default_factory=EvalBatchConfig)
+    runtime: EvalRuntimeConfig = field(default_factory=EvalRuntimeConfig)
+
+
+@dataclass
+class ProbeHeadConfig:
+    """The linear probe's head training, on cached frozen features."""
+
+    epochs: int = 100
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 256
+
+
+@dataclass
+class ProbeConfig:
+    """``mme probe``: linear probing of a frozen pre-trained encoder (METHOD §6)."""
+
+    model: ModelSection = field(default_factory=lambda: ModelSection(name="vit_base_patch16_224"))
+    data: ClassificationDataConfig = field(default_factory=ClassificationDataConfig)
+    probe: ProbeHeadConfig = field(default_factory=ProbeHeadConfig)
+    batch: EvalBatchConfig = field(default_factory=EvalBatchConfig)
+    runtime: EvalRuntimeConfig = field(default_factory=EvalRuntimeConfig)
+
+
+RunConfig = PretrainConfig | FinetuneConfig | EvalConfig | ProbeConfig
+
+
+def load_run_config(
+    schema: type[RunConfig],
+    path: str | os.PathLike[str] | None,
+    overrides: Sequence[str] = (),
+    resume: str | None = None,
+) -> RunConfig:
+    """Defaults ← YAML ← ``--set`` (← ``--resume``), then :func:`validate`."""
+    config = load_config(schema, path, overrides)
+    if resume is not None:
+        config.runtime.resume = resume
+    validate(config)
+    return config
+
+
+def _positive(key: str, value: float | int, strict: bool = True) -> None:
+    if (value <= 0) if strict else (value < 0):
+        raise ConfigError(f"{key} must be {'> 0' if strict else '>= 0'}, got {value}")
+
+
+def _check_runtime(runtime: Any) -> None:
+    if runtime.device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"runtime.device must be auto, cpu or cuda, got {runtime.device!r}")
+    if runtime.precision not in ("fp32", "bf16", "fp16"):
+        raise ConfigError(f"runtime.precision must be fp32, bf16 or fp16, got {runtime.precision!r}")
+    _positive("runtime.workers", runtime.workers, strict=False)
+    _positive("runtime.prefetch_factor", runtime.prefetch_factor)
+    for key in ("log_every", "checkpoint_every_epochs", "keep_last"):
+        if hasattr(runtime, key):
+            _positive(f"runtime.{key}", getattr(runtime, key))
+    if getattr(runtime, "checkpoint_every_steps", 0) < 0:
+        raise ConfigError(
+            f"runtime.checkpoint_every_steps must be >= 0, got {runtime.checkpoint_every_steps}"
+        )
+    stop = getattr(runtime, "stop_after_steps", None)
+    if stop is not None:
+        _positive("runtime.stop_after_steps", stop)
+    resume = getattr(runtime, "resume", None)
+    if resume not in (None, "auto") and not Path(resume).is_file():
+        raise ConfigError(f"--resume {resume}: no such checkpoint file (use a step-*.pt file or 'auto')")
+
+
+def _check_training(config: PretrainConfig | FinetuneConfig) -> None:
+    optim, schedule, batch = config.optim, config.schedule, config.batch
+    _positive("optim.base_lr", optim.base_lr)
+    _positive("optim.min_lr", optim.min_lr, strict=False)
+    _positive("optim.warmup_lr", optim.warmup_lr, strict=False)
+    if len(optim.betas) != 2 or not all(0 <= b < 1 for b in optim.betas):
+        raise ConfigError(f"optim.betas must be two numbers in [0, 1), got {list(optim.betas)}")
+    _positive("optim.eps", optim.eps)
+    _positive("optim.weight_decay", optim.weight_decay, strict=False)
+    if optim.weight_decay_end is not None:
+        _positive("optim.weight_decay_end", optim.weight_decay_end, strict=False)
+    if not 0 < optim.layer_decay <= 1:
+        raise ConfigError(f"optim.layer_decay must be in (0, 1] (1 = off), got {optim.layer_decay}")
+    if optim.clip_grad is not None:
+        _positive("optim.clip_grad", optim.clip_grad)
+    _positive("optim.reference_batch", optim.reference_batch)
+    _positive("schedule.epochs", schedule.epochs)
+    if not 0 <= schedule.warmup_epochs <= schedule.epochs:
+        raise ConfigError(
+            f"schedule.warmup_epochs must be in [0, schedule.epochs={schedule.epochs}], "
+            f"got {schedule.warmup_epochs}"
+        )
+    _positive("batch.per_gpu", batch.per_gpu)
+    _positive("batch.num_gpus", batch.num_gpus)
+    _positive("batch.update_freq", batch.update_freq)
+    _check_runtime(config.runtime)
+
+
+def _check_model(section: ModelSection, kind: str) -> None:
+    from mme.models import get_config, list_models
+
+    if section.name not in list_models(kind):
+        raise ConfigError(
+            f"model.name {section.name!r} is not a {kind} model; choose one of {', '.join(list_models(kind))}"
+        )
+    try:
+        get_config(section.name, **section.overrides)
+    except ConfigError as error:
+        raise ConfigError(f"model.overrides: {error}") from None
+    if section.init_from is not None and not Path(section.init_from).exists():
+        raise ConfigError(f"model.init_from: {section.init_from} does not exist")
+
+
+def validate(config: RunConfig) -> None:
+    """Range and consistency checks, each naming the key at fault (ConfigError)."""
+    if isinstance(config, PretrainConfig):
+        _check_model(config.model, "pretrain")
+        _check_training(config)
+        from mme.objectives import get_target
+
+        if not config.predict:
+            raise ConfigError("predict must name at least one target (e.g. [hog, traj])")
+        for name in config.predict:
+            get_target(name)
+        if len(set(config.predict)) != len(config.predict):
+            raise ConfigError(f"predict lists a target twice: {list(config.predict)}")
+        if any(name.startswith("traj") for name in config.predict):
+            pairs = (
+                ("targets.traj_steps", config.targets.traj_steps, "traj.steps", config.traj.steps),
+                (
+                    "targets.traj_stride",
+                    config.targets.traj_stride,
+                    "traj.grid_stride",
+                    config.traj.grid_stride,
+                ),
+                (
+                    "targets.max_displacement",
+                    config.targets.max_displacement,
+                    "traj.max_displacement",
+                    config.traj.max_displacement,
+                ),
+            )
+            for key_a, a, key_b, b in pairs:
+                if a != b:
+                    raise ConfigError(
+                        f"{key_a}={a} must equal {key_b}={b} (targets are built from these trajectories)"
+                    )
+    elif isinstance(config, FinetuneConfig):
+        _check_model(config.model, "classifier")
+        _check_training(config)
+        if config.validation.every_epochs < 0:
+            raise ConfigError(f"validation.every_epochs must be >= 0, got {config.validation.every_epochs}")
+    elif isinstance(config, ProbeConfig):
+        _check_model(config.model, "classifier")
+        if config.model.init_from is None:
+            raise ConfigError("model.init_from must name the pre-trained checkpoint whose encoder is probed")
+        _positive("probe.epochs", config.probe.epochs)
+        _positive("probe.lr", config.probe.lr)
+        _positive("probe.weight_decay", config.probe.weight_decay, strict=False)
+        _positive("probe.batch_size", config.probe.batch_size)
+        _positive("batch.per_gpu", config.batch.per_gpu)
+        _check_runtime(config.runtime)
+    elif isinstance(config, EvalConfig):
+        if not Path(config.checkpoint).exists():
+            raise ConfigError(f"checkpoint: {config.checkpoint} does not exist")
+        _positive("batch.per_gpu", config.batch.per_gpu)
+        _check_runtime(config.runtime)

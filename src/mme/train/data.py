@@ -1,0 +1,99 @@
+"""Datasets and loaders of the jobs, built from the run configs.
+
+Every loader wraps its dataset in :class:`~mme.train.distributed.SeededDataset` and feeds it
+``(index, seed)`` pairs from our samplers, so each clip's augmentation depends only on the run
+seed and its place in the epoch: the same with 0 or 8 workers, 1 or N processes, and after a
+resume. Loaders own a private ``torch.Generator`` so creating them never consumes the training
+process's RNG. Bad videos are recorded under ``<output_dir>/bad_videos/`` (shared by workers and
+ranks, see :mod:`mme.data.bad_videos`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mme.train.distributed import DistEnv, SeededDataset, ShardSampler, TrainSampler
+
+
+def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    """Tensors to ``device`` (asynchronously from pinned memory); clips stay uint8 until normalised."""
+    return {
+        key: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+        for key, value in batch.items()
+    }
+
+
+def make_loader(
+    dataset: torch.utils.data.Dataset,
+    sampler: torch.utils.data.Sampler,
+    batch_size: int,
+    runtime: Any,
+    env: DistEnv,
+    collate_fn: Callable[[list[Any]], Any] | None = None,
+    tag_items: bool = False,
+) -> torch.utils.data.DataLoader:
+    from mme.data.datasets import worker_init_fn
+
+    workers = runtime.workers
+    return torch.utils.data.DataLoader(
+        SeededDataset(dataset, tag_items),
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=runtime.pin_memory and env.device.type == "cuda",
+        collate_fn=collate_fn,
+        worker_init_fn=worker_init_fn if workers > 0 else None,
+        persistent_workers=workers > 0,
+        prefetch_factor=runtime.prefetch_factor if workers > 0 else None,
+        generator=torch.Generator().manual_seed(runtime.seed),
+    )
+
+
+def bad_video_dir(runtime: Any) -> Path:
+    return Path(runtime.output_dir) / "bad_videos"
+
+
+def pretrain_loader(config: Any, env: DistEnv) -> tuple[Any, torch.utils.data.DataLoader, TrainSampler]:
+    from mme.data.datasets import PretrainDataset
+
+    dataset = PretrainDataset(
+        config.data, traj_config=config.traj, bad_video_dir=bad_video_dir(config.runtime)
+    )
+    sampler = TrainSampler(
+        len(dataset), config.batch.per_gpu, env.world_size, env.rank, seed=config.runtime.seed
+    )
+    return dataset, make_loader(dataset, sampler, config.batch.per_gpu, config.runtime, env), sampler
+
+
+def classification_dataset(config: Any, mode: str, entries: list[Any] | None = None) -> Any:
+    """``mode`` train / val / test of ``data``; ``entries`` replaces the mode's list (the probe
+    encodes the train videos with the validation transform)."""
+    from mme.data.datasets import VideoClassificationDataset
+
+    return VideoClassificationDataset(
+        config.data, mode, entries=entries, bad_video_dir=bad_video_dir(config.runtime)
+    )
+
+
+def finetune_loader(
+    config: Any, env: DistEnv, dataset: Any
+) -> tuple[torch.utils.data.DataLoader, TrainSampler]:
+    """Training loader: each item holds ``data.num_sample`` augmented clips of one video, flattened
+    into the batch by ``collate_repeated`` (so a batch has per_gpu x num_sample clips)."""
+    from mme.data.datasets import collate_repeated
+
+    sampler = TrainSampler(
+        len(dataset), config.batch.per_gpu, env.world_size, env.rank, seed=config.runtime.seed
+    )
+    loader = make_loader(dataset, sampler, config.batch.per_gpu, config.runtime, env, collate_repeated)
+    return loader, sampler
+
+
+def eval_loader(dataset: Any, batch_size: int, runtime: Any, env: DistEnv) -> torch.utils.data.DataLoader:
+    """Rank ``r`` evaluates items ``r, r + W, ...`` (no padding, no duplicates)."""
+    sampler = ShardSampler(len(dataset), env.world_size, env.rank, seed=runtime.seed)
+    return make_loader(dataset, sampler, batch_size, runtime, env, tag_items=True)

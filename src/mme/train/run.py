@@ -1,0 +1,122 @@
+"""The surroundings of one job: process group, run folder, logs, TensorBoard, seeds, resume.
+
+Every command (pretrain, finetune, probe, eval) opens a :class:`Run` first. Rank 0 alone writes
+files. Nothing in an existing run folder is overwritten before the inputs are known to be good:
+a folder that already holds checkpoints is only reused with ``--resume``, and the resolved
+``config.yaml`` is written after the resume / init checkpoints have loaded.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mme.errors import ConfigError
+from mme.train.checkpoint import CheckpointDir, load_checkpoint
+from mme.train.config_loader import write_config
+from mme.train.distributed import DistEnv, init_distributed, shutdown_distributed
+from mme.utils.atomic import atomic_write_json
+from mme.utils.logging import RunLog
+
+
+class Run:
+    """Process group + run folder + RunLog + TensorBoard (+ checkpoints for training jobs).
+
+    Layout of ``runtime.output_dir`` (see docs/training.md): ``config.yaml``, ``<command>.log``,
+    ``<command>.jsonl``, ``tensorboard/``, ``checkpoints/``, ``summary.json``.
+    """
+
+    def __init__(self, config: Any, command: str, training: bool = True) -> None:
+        runtime = config.runtime
+        self.config = config
+        self.command = command
+        self.out = Path(runtime.output_dir)
+        self.checkpoints = (
+            CheckpointDir(self.out / "checkpoints", keep_last=runtime.keep_last) if training else None
+        )
+        if training and runtime.resume is None and self.checkpoints.has_any():
+            raise ConfigError(
+                f"{self.out} already holds checkpoints of a run; pass --resume auto to continue it "
+                "or choose another runtime.output_dir"
+            )
+        self.env: DistEnv = init_distributed(runtime.device)
+        self.log = RunLog(self.out, command, is_main=self.env.is_main)
+        self._tensorboard = None
+        self._want_tensorboard = bool(getattr(runtime, "tensorboard", False)) and self.env.is_main
+        seed_everything(runtime.seed + self.env.rank)
+
+    @property
+    def device(self) -> torch.device:
+        return self.env.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.env.is_main
+
+    def find_resume(self) -> dict[str, Any] | None:
+        """The checkpoint named by ``runtime.resume`` (``auto``: the latest intact one, if any)."""
+        resume = self.config.runtime.resume
+        if resume is None:
+            return None
+        if resume == "auto":
+            found = self.checkpoints.latest(self.log) if self.checkpoints is not None else None
+            if found is None:
+                self.log.info(
+                    "resume=auto: no checkpoint in %s, starting from scratch", self.out / "checkpoints"
+                )
+                return None
+            path, state = found
+        else:
+            path, state = Path(resume), load_checkpoint(resume, for_resume=True)
+        self.log.info("resuming from %s (step %d, epoch %d)", path, state["step"], state["epoch"])
+        return state
+
+    def start(self) -> None:
+        """Write the resolved config and the start event (after every input has been checked)."""
+        if self.is_main:
+            write_config(self.config, self.out / "config.yaml")
+        self.log.event(
+            "start",
+            human=f"{self.command}: output {self.out}, {self.env.world_size} process(es) on {self.device}",
+            world_size=self.env.world_size,
+            device=str(self.device),
+        )
+
+    def scalars(self, prefix: str, values: dict[str, float], step: int) -> None:
+        """TensorBoard scalars ``<prefix>/<name>`` (rank 0 only; opened lazily, it imports slowly)."""
+        if not self._want_tensorboard:
+            return
+        if self._tensorboard is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tensorboard = SummaryWriter(str(self.out / "tensorboard"))
+        for name, value in values.items():
+            self._tensorboard.add_scalar(f"{prefix}/{name}", value, step)
+
+    def write_summary(self, summary: dict[str, Any], human: str) -> None:
+        if self.is_main:
+            atomic_write_json(self.out / "summary.json", summary)
+        self.log.event("summary", human=human, **summary)
+
+    def close(self) -> None:
+        if self._tensorboard is not None:
+            self._tensorboard.close()
+            self._tensorboard = None
+        self.log.close()
+        shutdown_distributed()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
