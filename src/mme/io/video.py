@@ -18,9 +18,10 @@ variable frame rate (index ``i`` is the i-th stored frame, not ``i / fps`` secon
 frame count (``header_frames``) is only compared with the count of packets; the packets win.
 
 Random access seeks to the keyframe at or before the first wanted frame and decodes forward;
-when the next wanted frame lies past another keyframe, it seeks again instead of decoding the
-frames in between. Each decoded frame's pts is mapped back to its index, so a seek that lands
-somewhere unexpected is detected (and retried from an earlier keyframe), never trusted.
+when the next wanted frame lies past another keyframe that skips at least ``SEEK_MIN_SKIP``
+frames, it seeks again instead of decoding the frames in between. Each decoded frame's pts is
+mapped back to its index, so a seek that lands somewhere unexpected is detected (and retried from
+an earlier keyframe), never trusted.
 
 Frames that do not decode: a packet the decoder rejects is skipped. A wanted frame that never
 comes out of the decoder is replaced by the closest *preceding* frame decoded on the way (the next
@@ -143,6 +144,10 @@ def open_video(path: str | os.PathLike[str], backend: str = "pyav", threads: int
 class PyAVReader(VideoReader):
     """PyAV (FFmpeg) reader with a packet index for exact, seek-based random access."""
 
+    # Seek forward only to skip at least this many frames: a seek flushes the decoder and
+    # restarts at a keyframe, which costs more than decoding a few frames (benchmarks/data.py).
+    SEEK_MIN_SKIP = 8
+
     def __init__(self, path: str | os.PathLike[str], threads: int = 1) -> None:
         super().__init__(path)
         import av
@@ -221,15 +226,18 @@ class PyAVReader(VideoReader):
         self._pts = pts
         self._pts_list = pts.tolist()
         self._num_frames = len(pts)
-        # Seek targets: some demuxers (MPEG-TS) compare seek stamps with dts, others with pts; a
-        # keyframe's dts is <= its pts, so seeking to it lands on that keyframe or an earlier one.
-        # Frame 0 is always a target (the very start of the stream).
-        targets = {0: first_dts}
+        # Seek targets, per keyframe index: (pts, dts). Demuxers with an index (MP4, MKV, AVI,
+        # WebM) compare a seek stamp with pts: the keyframe's pts lands exactly on it, while its
+        # dts (< pts with B-frames) would land one keyframe early. Demuxers without one (MPEG-TS)
+        # compare with dts: there the pts may land one keyframe late, which _read detects and then
+        # switches this reader to dts stamps. Frame 0 is a target too: the very start.
+        targets = {0: (first_dts, first_dts)}
         for stamp, decode_stamp in keys.items():
             index = int(np.searchsorted(pts, stamp))
-            targets.setdefault(index, decode_stamp)
+            targets.setdefault(index, (stamp, decode_stamp))
         self._keyframes = sorted(targets)
         self._seek_stamps = targets
+        self._seek_by_dts = False
         if self.header_frames and self.header_frames != self._num_frames:
             _log.debug("%s: header says %d frames, %d packets", self.path, self.header_frames, len(pts))
 
@@ -268,9 +276,8 @@ class PyAVReader(VideoReader):
     def _seek(self, keyframe_index: int) -> None:
         av = self._av
         try:
-            self._container.seek(
-                self._seek_stamps[keyframe_index], stream=self._stream, backward=True, any_frame=False
-            )
+            stamp = self._seek_stamps[keyframe_index][1 if self._seek_by_dts else 0]
+            self._container.seek(stamp, stream=self._stream, backward=True, any_frame=False)
         except av.error.FFmpegError as error:
             raise DataError(f"cannot seek in {self.path}: {error}") from error
         self._decoder = self._frames()
@@ -279,8 +286,9 @@ class PyAVReader(VideoReader):
         self._last = None
 
     def _worth_seeking(self, keyframe: int) -> bool:
-        """Seeking to ``keyframe`` skips frames the active decoder would otherwise decode."""
-        return keyframe > self._pos + 1 and keyframe != self._run_keyframe
+        """Seeking to ``keyframe`` skips at least SEEK_MIN_SKIP frames the active decoder would
+        otherwise decode (a seek flushes the decoder and restarts at an expensive keyframe)."""
+        return keyframe - (self._pos + 1) >= self.SEEK_MIN_SKIP and keyframe != self._run_keyframe
 
     def _keyframe_at_or_before(self, index: int) -> int:
         return self._keyframes[bisect.bisect_right(self._keyframes, index) - 1]
@@ -326,8 +334,7 @@ class PyAVReader(VideoReader):
             assert self._decoder is not None
             for index, frame in self._decoder:
                 if fresh and index > pending[0] and seek_to > 0:
-                    # The seek landed after the wanted frame: retry from the keyframe before.
-                    retreat = self._keyframe_before(seek_to)
+                    retreat = self._retreat_from(seek_to)  # the seek landed past the wanted frame
                     break
                 fresh = False
                 consume((index, frame))
@@ -335,18 +342,27 @@ class PyAVReader(VideoReader):
                     break  # done, or the next wanted frame is cheaper to reach by seeking
             else:
                 self._decoder = None
-                if self._last is None:
-                    # Nothing decoded from this keyframe on: decode from the start to find the end.
-                    self._seek(0)
-                    for index, frame in self._decoder:  # type: ignore[union-attr]
-                        consume((index, frame))
-                    self._decoder = None
+                if self._last is None and seek_to > 0:
+                    retreat = self._retreat_from(seek_to)  # nothing came out after this seek
+                    continue
                 if self._last is None:
                     raise DataError(f"no frame of {self.path} could be decoded")
                 self._record_end(self._last[0] + 1)
                 while pending:  # past the end: repeat the last decodable frame
                     hand_out(pending.popleft(), self._last)
         return out
+
+    def _retreat_from(self, keyframe: int) -> int:
+        """Where to seek after a seek to ``keyframe`` landed late or gave nothing.
+
+        The first time, the demuxer probably compares seek stamps with dts (MPEG-TS lands on the
+        packet whose dts equals the stamp, keyframe or not): retry the same keyframe by dts, and
+        keep dts for this reader. After that, go back one keyframe (a damaged stretch).
+        """
+        if not self._seek_by_dts:
+            self._seek_by_dts = True
+            return keyframe
+        return self._keyframe_before(keyframe)
 
     def _record_end(self, true_count: int) -> None:
         if true_count < self._num_frames:
