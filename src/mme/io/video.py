@@ -175,6 +175,9 @@ class PyAVReader(VideoReader):
         self._run_keyframe = -1  # keyframe the active decoder started from
         self._pos = -1  # index of the last frame the active decoder produced
         self._last: tuple[int, Any] | None = None  # that frame (the one to repeat)
+        from av.video.reformatter import VideoReformatter
+
+        self._reformatter = VideoReformatter()
         self.decode_errors = 0  # packets the decoder rejected
         self.frames_decoded = 0  # frames decoded so far (what seeking saves shows here)
 
@@ -298,7 +301,9 @@ class PyAVReader(VideoReader):
         return self._keyframes[max(position - 1, 0)]
 
     def _rgb(self, frame: Any) -> np.ndarray:
-        return frame.to_ndarray(format="rgb24")
+        # One reformatter (FFmpeg's swscale context) per reader: a frame's own to_ndarray builds a
+        # new one every time, which costs about as much as decoding the frame.
+        return self._reformatter.reformat(frame, format="rgb24").to_ndarray()
 
     def _read(self, wanted: np.ndarray) -> dict[int, np.ndarray]:
         out: dict[int, np.ndarray] = {}
