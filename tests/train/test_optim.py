@@ -101,3 +101,33 @@ def test_adamw_gets_scaled_lr_and_decoupled_decay():
     optimizer.step()
     assert torch.allclose(model.head.weight, torch.full_like(model.head.weight, 1 - 2e-3 * 0.5))
     assert torch.equal(model.fc_norm.weight, torch.ones_like(model.fc_norm.weight))
+
+
+def test_real_classifier_groups_follow_the_models_layer_ids():
+    from mme.models import create_model, layer_id
+
+    model = create_model("vit_tiny_patch16_224", num_classes=5, depth=3, num_frames=4, img_size=32)
+    groups = param_groups(
+        model, weight_decay=0.05, layer_decay=0.75, num_layers=model.num_layers, layer_id=layer_id
+    )
+    names = [n for g in groups for n in g["param_names"]]
+    assert sorted(names) == sorted(n for n, _ in model.named_parameters()) and len(names) == len(set(names))
+    by_name = {name: group for group in groups for name in group["param_names"]}
+    assert by_name["patch_embed.proj.weight"]["lr_scale"] == pytest.approx(0.75**4)
+    assert by_name["blocks.0.attn.qkv.weight"]["lr_scale"] == pytest.approx(0.75**3)
+    assert by_name["blocks.2.mlp.fc1.weight"]["lr_scale"] == pytest.approx(0.75)
+    assert by_name["head.weight"]["lr_scale"] == 1.0
+    for name in ("blocks.1.attn.q_bias", "blocks.1.attn.v_bias", "blocks.1.norm1.weight", "fc_norm.bias"):
+        assert by_name[name]["wd_scale"] == 0.0, name
+    for name in ("blocks.1.attn.qkv.weight", "blocks.1.attn.proj.weight", "head.weight"):
+        assert by_name[name]["wd_scale"] == 1.0, name
+
+
+def test_real_pretrain_model_does_not_decay_its_mask_token():
+    from mme.models import create_model
+
+    model = create_model("mme_vit_tiny_patch16_224", depth=2, num_frames=4, img_size=32)
+    groups = param_groups(model, weight_decay=0.05)
+    no_decay = {n for g in groups if g["wd_scale"] == 0.0 for n in g["param_names"]}
+    assert "mask_token" in no_decay
+    assert "encoder_to_decoder.weight" not in no_decay

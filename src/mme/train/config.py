@@ -300,7 +300,15 @@ def validate(config: RunConfig) -> None:
             get_target(name)
         if len(set(config.predict)) != len(config.predict):
             raise ConfigError(f"predict lists a target twice: {list(config.predict)}")
+        for key in ("patch_size", "tubelet_size"):
+            target_value, data_value = getattr(config.targets, key), getattr(config.data, key)
+            if target_value != data_value:
+                raise ConfigError(f"targets.{key}={target_value} must equal data.{key}={data_value}")
         if any(name.startswith("traj") for name in config.predict):
+            if config.data.trajectories == "none":
+                raise ConfigError(
+                    f"predict={list(config.predict)} needs trajectories, but data.trajectories is 'none'"
+                )
             pairs = (
                 ("targets.traj_steps", config.targets.traj_steps, "traj.steps", config.traj.steps),
                 (

@@ -44,7 +44,7 @@ def check_finite(
         return value, named
     shown = ", ".join(f"{name}={term:.4g}" for name, term in named.items())
     raise NonFiniteLossError(
-        f"loss is {value} at step {step} (epoch {epoch}); terms: {shown or 'none'}. "
+        f"loss is {value} in step {step + 1} (epoch {epoch}); terms: {shown or 'none'}. "
         "The run stopped; the last checkpoint written before this step is intact "
         "(lower the lr, use bf16 instead of fp16, or enable optim.clip_grad)"
     )

@@ -34,14 +34,13 @@ def train_one_epoch(
     model, updater = trainer.model, trainer.updater
     model.train()
     meter = MeanMeter()
-    for micro, batch in enumerate(trainer.batches(loader, epoch)):
+    for batch in trainer.batches(loader, epoch):
         clip = normalize_clip(batch["clip"].to(trainer.device, non_blocking=True))
         labels = batch["label"].to(trainer.device, non_blocking=True)
         if mixup is not None:
             # Mixing draws depend on (seed, rank, epoch, position) only: exact after a resume.
-            mixup.rng = np.random.default_rng(
-                [trainer.config.runtime.seed, trainer.run.env.rank, epoch, micro]
-            )
+            position = [trainer.config.runtime.seed, trainer.run.env.rank, epoch, trainer.consumed]
+            mixup.rng = np.random.default_rng(position)
             clip, targets = mixup(clip, labels)
         else:
             targets = smooth_one_hot(labels, num_classes, smoothing)
@@ -86,7 +85,9 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
         num_classes = train_set.num_classes
         model = build_model(config, num_classes)
         loader, sampler = finetune_loader(config, run.env, train_set)
-        trainer = Trainer(run, model, sampler, layer_decay=config.optim.layer_decay)
+        trainer = Trainer(
+            run, model, sampler, layer_decay=config.optim.layer_decay, clips_per_sample=config.data.num_sample
+        )
         if resume is not None:
             trainer.restore(resume)
         run.start()

@@ -58,6 +58,8 @@ def build_model(config: PretrainConfig) -> nn.Module:
         "heads": heads,
         "num_frames": config.data.num_frames,
         "img_size": config.data.input_size,
+        "patch_size": config.data.patch_size,
+        "tubelet_size": config.data.tubelet_size,
     }
     if config.model.init_from is not None:
         return load_pretrain_model(config.model.init_from, **settings)

@@ -57,6 +57,7 @@ class Trainer:
         sampler: TrainSampler,
         layer_decay: float = 1.0,
         find_unused_parameters: bool = False,
+        clips_per_sample: int = 1,
     ) -> None:
         config = run.config
         optim, batch = config.optim, config.batch
@@ -67,6 +68,7 @@ class Trainer:
         self.raw_model = model.to(self.device)
         world = run.env.world_size
         self.update_freq = batch.update_freq
+        self.clips_per_sample = clips_per_sample
         self.global_batch = batch.per_gpu * world * batch.update_freq
         if world != batch.num_gpus:
             run.log.warning(
@@ -137,10 +139,11 @@ class Trainer:
     def describe(self) -> str:
         groups = len(self.optimizer.param_groups)
         params = sum(p.numel() for p in self.raw_model.parameters() if p.requires_grad)
+        clips = f", {self.clips_per_sample} clips each" if self.clips_per_sample > 1 else ""
         return (
             f"{params / 1e6:.2f}M trainable parameters in {groups} groups; global batch {self.global_batch} "
             f"({self.config.batch.per_gpu}/process x {self.run.env.world_size} x update_freq "
-            f"{self.update_freq}); lr {self.lr:.3g}; {self.steps_per_epoch} steps/epoch x "
+            f"{self.update_freq}{clips}); lr {self.lr:.3g}; {self.steps_per_epoch} steps/epoch x "
             f"{self.config.schedule.epochs} epochs; precision {self.precision.name}"
         )
 
@@ -230,8 +233,8 @@ class Trainer:
             for index, batch in enumerate(loader, start=done):
                 if index >= self.micro_per_epoch:
                     break
+                self.consumed += batch_size  # counted before the step, which may checkpoint
                 yield batch
-                self.consumed += batch_size
                 bar.update()
 
     def after_step(self, epoch: int, **values: float) -> None:
@@ -241,7 +244,7 @@ class Trainer:
         if self.step % runtime.log_every == 0:
             elapsed = time.perf_counter() - self._window_start
             means = self._window.means()
-            clips = self._window.count * self.global_batch
+            clips = self._window.count * self.global_batch * self.clips_per_sample
             shown = {**means, "lr": self.updater.lr, "wd": self.updater.weight_decay}
             shown["clips_per_s"] = clips / elapsed if elapsed > 0 else 0.0
             self.run.log.metrics("train", step=self.step, epoch=epoch, **shown)

@@ -1,0 +1,63 @@
+"""torchrun with 2 CPU processes (gloo) against one process: same weights, same eval metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from train_helpers import final_weights, read_jsonl, run_mme, tiny_eval, tiny_finetune, tiny_pretrain
+
+
+def torchrun(args: list[str], cwd: Path) -> None:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "mme.cli.main", *args]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MME_PROGRESS": "log"}
+    done = subprocess.run(command, check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
+
+
+def test_two_processes_train_like_one_with_the_same_global_batch(synthetic_data, tmp_path):
+    # 9 videos, global batch 4: 2 steps per epoch either way (per_gpu 4 x 1 or 2 x 2)
+    common = ["schedule.epochs=2", "runtime.checkpoint_every_steps=1"]
+    single, double = tmp_path / "single", tmp_path / "double"
+    assert run_mme(tiny_pretrain(synthetic_data, single, *common, "batch.per_gpu=4")) == 0
+    torchrun(tiny_pretrain(synthetic_data, double, *common, "batch.per_gpu=2"), tmp_path)
+
+    one, two = final_weights(single), final_weights(double)
+    assert one.keys() == two.keys()
+    worst = max(float((one[k] - two[k]).abs().max()) for k in one)
+    assert worst <= 1e-5, worst
+    # both moved away from the same initialisation by the same steps
+    assert json.loads((double / "summary.json").read_text())["steps"] == 4
+    losses_one = [r["loss"] for r in read_jsonl(single / "pretrain.jsonl", "train")]
+    losses_two = [r["loss"] for r in read_jsonl(double / "pretrain.jsonl", "train")]
+    assert torch.allclose(torch.tensor(losses_one), torch.tensor(losses_two), rtol=1e-5)
+    # rank 0 alone writes: one log, one checkpoint per step, RNG states of both ranks inside
+    state = torch.load(double / "checkpoints" / "step-00000004.pt", weights_only=True)
+    assert len(state["rng"]["per_rank"]) == 2 and state["sampler"]["world_size"] == 2
+
+
+def test_distributed_eval_equals_single_process(synthetic_data, tmp_path):
+    train = tmp_path / "train"
+    assert run_mme(tiny_finetune(synthetic_data, train, "schedule.epochs=1", "validation.every_epochs=0",
+                                 "validation.test_at_end=false")) == 0  # fmt: skip
+    # 3 test videos x 1 clip x 3 crops = 9 views: not divisible by 2 ranks
+    views = ["data.test_clips=1", "data.test_crops=3"]
+    single, double = tmp_path / "single", tmp_path / "double"
+    assert run_mme(tiny_eval(synthetic_data, train / "model", single, *views)) == 0
+    torchrun(tiny_eval(synthetic_data, train / "model", double, *views), tmp_path)
+
+    one = json.loads((single / "eval.json").read_text())
+    two = json.loads((double / "eval.json").read_text())
+    assert one["views"] == 9 and one["videos"] == 3
+    assert one == two
+    assert (single / "confusion.csv").read_text() == (double / "confusion.csv").read_text()
+    for a, b in zip(
+        read_jsonl(single / "predictions.jsonl"), read_jsonl(double / "predictions.jsonl"), strict=True
+    ):
+        assert (a["video"], a["prediction"], a["top5"]) == (b["video"], b["prediction"], b["top5"])
+        assert torch.allclose(torch.tensor(a["top5_scores"]), torch.tensor(b["top5_scores"]), atol=1e-5)
