@@ -17,3 +17,19 @@ def synthetic_data(tmp_path_factory) -> Path:
                  "--frames", "16", "--size", "40x32", "--workers", "1"])  # fmt: skip
     assert code == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def pretrain_run(synthetic_data, tmp_path_factory) -> Path:
+    """A finished tiny pre-training run: 5 epochs of 4 steps, checkpoints at steps 12, 16, 20.
+
+    Shared read-only by the end-to-end, probe and error tests (copy it before changing it).
+    """
+    from train_helpers import tiny_pretrain
+
+    out = tmp_path_factory.mktemp("pretrain") / "run"
+    args = tiny_pretrain(
+        synthetic_data, out, "schedule.epochs=5", "runtime.keep_last=3", "runtime.tensorboard=true"
+    )
+    assert main(args) == 0
+    return out

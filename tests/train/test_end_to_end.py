@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 
-from train_helpers import read_jsonl, run_mme, tiny_eval, tiny_finetune, tiny_pretrain
+from train_helpers import read_jsonl, run_mme, tiny_eval, tiny_finetune
 
 
-def test_pretrain_then_finetune_then_eval(synthetic_data, tmp_path):
-    pt, ft, ev = tmp_path / "pt", tmp_path / "ft", tmp_path / "ev"
-
-    assert run_mme(tiny_pretrain(synthetic_data, pt, "schedule.epochs=5", "runtime.tensorboard=true")) == 0
+def test_pretrain_then_finetune_then_eval(synthetic_data, pretrain_run, tmp_path):
+    """`pretrain_run` (conftest) ran `mme pretrain` for 5 epochs of 4 steps."""
+    pt, ft, ev = pretrain_run, tmp_path / "ft", tmp_path / "ev"
     for name in ("config.yaml", "pretrain.log", "pretrain.jsonl", "summary.json",
                  "model/config.json", "model/model.safetensors"):  # fmt: skip
         assert (pt / name).is_file(), name
     assert list((pt / "tensorboard").glob("events.out.tfevents.*"))
-    assert [p.name for p in (pt / "checkpoints").iterdir()] == ["step-00000016.pt", "step-00000020.pt"]
+    assert sorted(p.name for p in (pt / "checkpoints").iterdir()) == [
+        "step-00000012.pt",
+        "step-00000016.pt",
+        "step-00000020.pt",
+    ]
     epochs = read_jsonl(pt / "pretrain.jsonl", "epoch")
     assert [e["epoch"] for e in epochs] == [0, 1, 2, 3, 4]
     assert {"loss", "loss_hog", "loss_traj"} <= set(epochs[0])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from train_helpers import run_mme, tiny_eval, tiny_finetune, tiny_pretrain
@@ -10,14 +12,10 @@ import mme.train.pretrain
 from mme.train.checkpoint import load_checkpoint
 
 
-@pytest.fixture(scope="module")
-def finished_run(synthetic_data, tmp_path_factory):
-    """A pre-training run with checkpoints at steps 2, 3 and 4 (keep_last 3)."""
-    out = tmp_path_factory.mktemp("run")
-    args = tiny_pretrain(synthetic_data, out, "schedule.epochs=1", "runtime.checkpoint_every_steps=1",
-                         "runtime.keep_last=3")  # fmt: skip
-    assert run_mme(args) == 0
-    return out
+@pytest.fixture
+def finished_run(pretrain_run):
+    """The shared pre-training run (checkpoints at steps 12, 16, 20); these tests must not change it."""
+    return pretrain_run
 
 
 def _snapshot(folder):
@@ -93,15 +91,16 @@ def test_resume_auto_skips_a_corrupt_latest_checkpoint(synthetic_data, finished_
             target = copy / path.relative_to(finished_run)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(path.read_bytes())
-    latest = copy / "checkpoints" / "step-00000004.pt"
+    latest = copy / "checkpoints" / "step-00000020.pt"
     latest.write_bytes(latest.read_bytes()[:1000])  # a torn write from a crashed node
-    args = [*tiny_pretrain(synthetic_data, copy, "schedule.epochs=1"), "--resume", "auto"]
+    args = [*tiny_pretrain(synthetic_data, copy, "schedule.epochs=5"), "--resume", "auto"]
     capsys.readouterr()
     assert run_mme(args) == 0
     log = (copy / "pretrain.log").read_text()
-    assert "step-00000004.pt is unreadable" in log
-    assert "resuming from" in log and "step-00000003.pt (step 3, epoch 0)" in log
-    assert load_checkpoint(copy / "checkpoints" / "step-00000004.pt")["step"] == 4  # rewritten intact
+    assert "step-00000020.pt is unreadable" in log
+    assert "resuming from" in log and "step-00000016.pt (step 16, epoch 4)" in log
+    assert "the config differs from the checkpoint's in: runtime.keep_last, runtime.tensorboard" in log
+    assert load_checkpoint(copy / "checkpoints" / "step-00000020.pt")["step"] == 20  # rewritten intact
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
@@ -127,3 +126,21 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
     state = load_checkpoint(out / "checkpoints" / "step-00000002.pt", for_resume=True)
     assert all(torch.isfinite(v).all() for v in state["model"].values())
     assert not (out / "model").exists()
+
+
+def test_bad_videos_are_counted_and_past_the_limit_stop_the_run(synthetic_data, tmp_path, capsys):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42 definitely not a video")
+    lines = (synthetic_data / "train.csv").read_text().splitlines()
+    listing = tmp_path / "train.csv"
+    listing.write_text(
+        "\n".join([lines[0], f"{broken},0", *(f"{synthetic_data / p}" for p in lines[1:])]) + "\n"
+    )
+    one_epoch = (f"data.train_list={listing}", "schedule.epochs=1")
+    tolerant = tiny_pretrain(synthetic_data, tmp_path / "ok", *one_epoch, "data.max_bad_fraction=0.2")
+    assert run_mme(tolerant) == 0
+    summary = json.loads((tmp_path / "ok" / "summary.json").read_text())
+    assert summary["bad_videos"] == 1 and summary["finished"]
+    assert "broken.mp4" in "".join(p.read_text() for p in (tmp_path / "ok" / "bad_videos").iterdir())
+    strict = tiny_pretrain(synthetic_data, tmp_path / "strict", *one_epoch)
+    _fails(strict, capsys, "broken.mp4", "data.max_bad_fraction")

@@ -15,7 +15,7 @@ JOBS = {"pretrain": tiny_pretrain, "finetune": tiny_finetune}
     ("job", "extra", "stop_at"),
     [
         # 4 steps per epoch: step 6 is in the middle of epoch 1
-        ("pretrain", ["schedule.epochs=3"], 6),
+        ("pretrain", ["schedule.epochs=2"], 6),
         # drop-path, mixup/cutmix, RandAugment, gradient accumulation over 2 batches
         ("finetune", ["schedule.epochs=2", "batch.update_freq=2", "validation.test_at_end=false"], 3),
     ],
@@ -43,13 +43,11 @@ def test_stop_and_resume_equals_uninterrupted(synthetic_data, tmp_path, job, ext
     assert f"step-{stop_at:08d}.pt (step {stop_at}" in log
 
 
-def test_new_run_refuses_a_folder_with_checkpoints(synthetic_data, tmp_path, capsys):
-    out = tmp_path / "run"
-    assert run_mme(tiny_pretrain(synthetic_data, out, "schedule.epochs=1")) == 0
-    before = {p.name: p.read_bytes() for p in (out / "checkpoints").iterdir()}
-    config_before = (out / "config.yaml").read_text()
+def test_new_run_refuses_a_folder_with_checkpoints(synthetic_data, pretrain_run, capsys):
+    before = {p.name: p.read_bytes() for p in (pretrain_run / "checkpoints").iterdir()}
+    config_before = (pretrain_run / "config.yaml").read_text()
     capsys.readouterr()
-    assert run_mme(tiny_pretrain(synthetic_data, out, "schedule.epochs=1", "optim.base_lr=1.0")) == 1
+    assert run_mme(tiny_pretrain(synthetic_data, pretrain_run, "optim.base_lr=1.0")) == 1
     assert "already holds checkpoints" in capsys.readouterr().err
-    assert {p.name: p.read_bytes() for p in (out / "checkpoints").iterdir()} == before
-    assert (out / "config.yaml").read_text() == config_before
+    assert {p.name: p.read_bytes() for p in (pretrain_run / "checkpoints").iterdir()} == before
+    assert (pretrain_run / "config.yaml").read_text() == config_before

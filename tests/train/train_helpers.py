@@ -80,6 +80,23 @@ def tiny_eval(data: Path, checkpoint: Path, out: Path, *extra: str) -> list[str]
     return ["eval", "--config", str(CONFIGS / "synthetic" / "eval.yaml"), *_sets(sets)]
 
 
+def tiny_probe(data: Path, init_from: Path, out: Path, *extra: str) -> list[str]:
+    sets = [
+        *TINY_CLIP,
+        *TINY_RUNTIME,
+        f"model.init_from={init_from}",
+        "model.overrides.depth=2",
+        f"data.train_list={data / 'train.csv'}",
+        f"data.val_list={data / 'val.csv'}",
+        "data.short_side_size=32",
+        "probe.batch_size=4",
+        "batch.per_gpu=2",
+        f"runtime.output_dir={out}",
+        *extra,
+    ]
+    return ["probe", "--config", str(CONFIGS / "synthetic" / "probe.yaml"), *_sets(sets)]
+
+
 def _sets(items: list[str]) -> list[str]:
     return [arg for item in items for arg in ("--set", item)]
 

@@ -125,10 +125,12 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
                             "new best val top-1 %.2f at epoch %d: %s", best, epoch, run.checkpoints.best_path
                         )
             trainer.end_epoch(epoch, means)
+            run.report_bad_videos(train_set)
         summary: dict[str, Any] = {
             "command": "finetune",
             "steps": trainer.step,
             "finished": stopped is None,
+            "bad_videos": run.report_bad_videos(train_set),
             "best_val_top1": trainer.metrics.get("best_top1"),
             "best_epoch": trainer.metrics.get("best_epoch"),
         }

@@ -88,12 +88,14 @@ def run_pretrain(config: PretrainConfig) -> dict[str, Any]:
                 stopped = str(stop)
                 break
             epoch_means = trainer.end_epoch(epoch, means)
+            run.report_bad_videos(dataset)
         summary = {
             "command": "pretrain",
             "steps": trainer.step,
             "epochs": config.schedule.epochs,
             "finished": stopped is None,
             "final": epoch_means,
+            "bad_videos": run.report_bad_videos(dataset),
         }
         if stopped is None and run.is_main:
             from mme.models import save_model

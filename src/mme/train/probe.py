@@ -113,7 +113,7 @@ def train_probe(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             step += 1
         metrics = {"loss": sum(losses) / max(len(losses), 1), "train_top1": accuracy(probe, features, labels)}
         if val is not None:

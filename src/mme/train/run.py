@@ -17,7 +17,7 @@ import torch
 
 from mme.errors import ConfigError
 from mme.train.checkpoint import CheckpointDir, load_checkpoint
-from mme.train.config_loader import write_config
+from mme.train.config_loader import to_dict, write_config
 from mme.train.distributed import DistEnv, init_distributed, shutdown_distributed
 from mme.utils.atomic import atomic_write_json
 from mme.utils.logging import RunLog
@@ -73,7 +73,19 @@ class Run:
         else:
             path, state = Path(resume), load_checkpoint(resume, for_resume=True)
         self.log.info("resuming from %s (step %d, epoch %d)", path, state["step"], state["epoch"])
+        changed = changed_keys(
+            state["config"], to_dict(self.config), ignore=("runtime.resume", "runtime.output_dir")
+        )
+        if changed:
+            self.log.warning("the config differs from the checkpoint's in: %s", ", ".join(changed))
         return state
+
+    def report_bad_videos(self, dataset: Any) -> int:
+        """Log how many bad videos (replaced by other samples) the loaders met so far."""
+        count = int(getattr(dataset, "bad_video_count", 0))
+        if count:
+            self.log.warning("%d bad video(s) replaced so far; see %s", count, self.out / "bad_videos")
+        return count
 
     def start(self) -> None:
         """Write the resolved config and the start event (after every input has been checked)."""
@@ -114,6 +126,23 @@ class Run:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def changed_keys(
+    old: dict[str, Any], new: dict[str, Any], ignore: tuple[str, ...] = (), prefix: str = ""
+) -> list[str]:
+    """Dotted keys whose values differ between two nested config dicts."""
+    changed = []
+    for key in sorted(set(old) | set(new)):
+        dotted = f"{prefix}{key}"
+        a, b = old.get(key), new.get(key)
+        if dotted in ignore:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            changed.extend(changed_keys(a, b, ignore, dotted + "."))
+        elif a != b:
+            changed.append(dotted)
+    return changed
 
 
 def seed_everything(seed: int) -> None:
