@@ -16,8 +16,18 @@ JOBS = {"pretrain": tiny_pretrain, "finetune": tiny_finetune}
     [
         # 4 steps per epoch: step 6 is in the middle of epoch 1
         ("pretrain", ["schedule.epochs=2"], 6),
-        # drop-path, mixup/cutmix, RandAugment, gradient accumulation over 2 batches
-        ("finetune", ["schedule.epochs=2", "batch.update_freq=2", "validation.test_at_end=false"], 3),
+        # drop-path, mixup/cutmix, RandAugment, accumulation over 2 batches, every video twice per
+        # epoch (repeated augmentation): 18 samples = 9 batches = 4 steps per epoch
+        (
+            "finetune",
+            [
+                "schedule.epochs=1",
+                "batch.update_freq=2",
+                "batch.num_repeats=2",
+                "validation.test_at_end=false",
+            ],
+            3,
+        ),
     ],
 )
 def test_stop_and_resume_equals_uninterrupted(synthetic_data, tmp_path, job, extra, stop_at):

@@ -77,6 +77,9 @@ class BatchConfig:
     per_gpu: int = 64
     num_gpus: int = 1
     update_freq: int = 1
+    # Repeated augmentation across ranks (DeiT's RASampler): every video num_repeats times per
+    # epoch, each copy on another rank with its own augmentation. 1 = off.
+    num_repeats: int = 1
 
 
 @dataclass
@@ -269,6 +272,7 @@ def _check_training(config: PretrainConfig | FinetuneConfig) -> None:
     _positive("batch.per_gpu", batch.per_gpu)
     _positive("batch.num_gpus", batch.num_gpus)
     _positive("batch.update_freq", batch.update_freq)
+    _positive("batch.num_repeats", batch.num_repeats)
     _check_runtime(config.runtime)
 
 

@@ -53,6 +53,13 @@ def make_loader(
     )
 
 
+def train_sampler(config: Any, env: DistEnv, size: int) -> TrainSampler:
+    batch = config.batch
+    return TrainSampler(
+        size, batch.per_gpu, env.world_size, env.rank, num_repeats=batch.num_repeats, seed=config.runtime.seed
+    )
+
+
 def bad_video_dir(runtime: Any) -> Path:
     return Path(runtime.output_dir) / "bad_videos"
 
@@ -63,9 +70,7 @@ def pretrain_loader(config: Any, env: DistEnv) -> tuple[Any, torch.utils.data.Da
     dataset = PretrainDataset(
         config.data, traj_config=config.traj, bad_video_dir=bad_video_dir(config.runtime)
     )
-    sampler = TrainSampler(
-        len(dataset), config.batch.per_gpu, env.world_size, env.rank, seed=config.runtime.seed
-    )
+    sampler = train_sampler(config, env, len(dataset))
     return dataset, make_loader(dataset, sampler, config.batch.per_gpu, config.runtime, env), sampler
 
 
@@ -86,9 +91,7 @@ def finetune_loader(
     into the batch by ``collate_repeated`` (so a batch has per_gpu x num_sample clips)."""
     from mme.data.datasets import collate_repeated
 
-    sampler = TrainSampler(
-        len(dataset), config.batch.per_gpu, env.world_size, env.rank, seed=config.runtime.seed
-    )
+    sampler = train_sampler(config, env, len(dataset))
     loader = make_loader(dataset, sampler, config.batch.per_gpu, config.runtime, env, collate_repeated)
     return loader, sampler
 
