@@ -1,0 +1,155 @@
+"""The demo's plots: pre-training losses, fine-tuning curves and the accuracy bars.
+
+Everything is drawn from the JSON-lines logs and eval files the jobs wrote, with matplotlib's
+object-oriented API on an Agg canvas (no pyplot, so no global figure state and no display
+needed), and saved atomically as PNG.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from mme.errors import DataError
+from mme.utils.atomic import atomic_path
+
+# One colour per method, the same in every figure.
+COLOURS = {"mme": "#d62728", "pixel": "#1f77b4", "none": "#7f7f7f"}
+
+
+def new_figure(width: float, height: float) -> Figure:
+    figure = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save_png(figure: Figure, path: Path) -> Path:
+    """Write ``figure`` to ``path`` as PNG, atomically."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=figure.dpi, bbox_inches="tight")
+    return path
+
+
+def read_events(path: Path, kind: str) -> list[dict[str, Any]]:
+    """The events of one kind from a job's ``<name>.jsonl``, in order.
+
+    A resumed job appends to the same file: for a step that was logged twice (before and after
+    the interruption) the later record wins.
+    """
+    if not path.is_file():
+        raise DataError(f"{path} does not exist: the job that writes it has not run")
+    by_step: dict[Any, dict[str, Any]] = {}
+    ordered: list[dict[str, Any]] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as error:
+            raise DataError(f"{path}:{number} is not a JSON line: {error}") from None
+        if record.get("kind") != kind:
+            continue
+        key = record.get("step")
+        if key is None:
+            ordered.append(record)
+        else:
+            by_step[key] = record
+    return ordered + [by_step[key] for key in sorted(by_step)]
+
+
+def pretrain_loss_figure(runs: Sequence[tuple[str, str, Path]], out: Path) -> Path:
+    """One panel per pre-training method: its total loss and each target's term, per step.
+
+    ``runs``: (method key, label, pretrain.jsonl). The methods' losses have different units
+    (a 32-value trajectory + 108-value HOG error vs a 1536-value pixel error), so each gets its
+    own axis; what to compare is how far each falls from where it starts.
+    """
+    figure = new_figure(5.0 * len(runs), 3.6)
+    axes = figure.subplots(1, len(runs), squeeze=False)[0]
+    for ax, (key, label, path) in zip(axes, runs, strict=True):
+        events = read_events(path, "train")
+        if not events:
+            raise DataError(f"{path} holds no training steps")
+        steps = [event["step"] for event in events]
+        terms = sorted({name for event in events for name in event if name.startswith("loss_")})
+        ax.plot(
+            steps, [event["loss"] for event in events], color=COLOURS.get(key, "black"), lw=2, label="total"
+        )
+        for term in terms if len(terms) > 1 else []:
+            ax.plot(steps, [event[term] for event in events], lw=1, ls="--", label=term.removeprefix("loss_"))
+        ax.set_title(f"pre-training: {label}")
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel("masked loss (sum over target dims)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return save_png(figure, out)
+
+
+def finetune_figure(runs: Sequence[tuple[str, str, Path]], out: Path, chance: float) -> Path:
+    """Fine-tuning loss per step and validation top-1 per epoch, the methods overlaid."""
+    figure = new_figure(11.0, 3.8)
+    loss_ax, val_ax = figure.subplots(1, 2)
+    for key, label, path in runs:
+        colour = COLOURS.get(key, "black")
+        steps = read_events(path, "train")
+        loss_ax.plot([e["step"] for e in steps], [e["loss"] for e in steps], color=colour, label=label)
+        epochs = [e for e in read_events(path, "epoch") if "val_top1" in e]
+        val_ax.plot(
+            [e["epoch"] + 1 for e in epochs], [e["val_top1"] for e in epochs], "o-", color=colour, label=label
+        )
+    loss_ax.set_title("fine-tuning loss")
+    loss_ax.set_xlabel("optimiser step")
+    loss_ax.set_ylabel("cross-entropy")
+    val_ax.axhline(chance, color="black", ls=":", lw=1, label=f"chance ({chance:.1f}%)")
+    val_ax.set_title("validation top-1 (one centred clip)")
+    val_ax.set_xlabel("epoch")
+    val_ax.set_ylabel("top-1 (%)")
+    val_ax.set_ylim(0, 100)
+    for ax in (loss_ax, val_ax):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return save_png(figure, out)
+
+
+def accuracy_figure(
+    methods: Sequence[tuple[str, str]],
+    finetune: Sequence[float],
+    probe: Sequence[float],
+    out: Path,
+    chance: float,
+    caption: str,
+) -> Path:
+    """Grouped bars: fine-tuned and linear-probe test top-1 of each method."""
+    figure = new_figure(7.5, 4.2)
+    ax = figure.subplots()
+    width = 0.38
+    positions = list(range(len(methods)))
+    for offset, values, name, hatch in (
+        (-width / 2, finetune, "fine-tuned", None),
+        (width / 2, probe, "linear probe (frozen)", "//"),
+    ):
+        bars = ax.bar(
+            [p + offset for p in positions],
+            values,
+            width,
+            color=[COLOURS.get(key, "black") for key, _ in methods],
+            alpha=1.0 if hatch is None else 0.55,
+            hatch=hatch,
+            edgecolor="black",
+            label=name,
+        )
+        ax.bar_label(bars, labels=[f"{v:.1f}" for v in values], fontsize=8, padding=2)
+    ax.axhline(chance, color="black", ls=":", lw=1, label=f"chance ({chance:.1f}%)")
+    ax.set_xticks(positions, [label for _, label in methods])
+    ax.set_ylabel("test top-1 (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title("synthetic motion classes: test accuracy by pre-training")
+    ax.legend(fontsize=8, loc="upper right")
+    ax.grid(axis="y", alpha=0.3)
+    figure.text(0.01, -0.02, caption, fontsize=8, ha="left", va="top", wrap=True)
+    return save_png(figure, out)

@@ -1,0 +1,220 @@
+"""The demo's results: numbers read back from the jobs' own files, the table, the figures.
+
+Every accuracy in ``results.json`` and in the table is read from an ``eval.json`` written by the
+jobs (``mme finetune``'s multi-view test, ``mme eval`` of each linear probe), next to the path
+it came from; pre-training time is the span of each ``mme pretrain`` run in its ``pretrain.jsonl``
+(summed over the pieces of an interrupted and resumed run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+from mme.demo.figures import accuracy_figure, finetune_figure, pretrain_loss_figure
+from mme.demo.layout import DemoLayout, read_json
+from mme.demo.settings import FIGURE_CLASSES, METHODS, DemoSettings, Method
+from mme.errors import DataError
+from mme.utils.atomic import atomic_write_json, atomic_write_text
+from mme.utils.logging import RunLog, format_duration
+
+RESULTS_FORMAT = "mme-demo-results-1"
+
+
+def job_seconds(jsonl: Path) -> float:
+    """Wall time of a job from its JSON-lines log: from each ``start`` event to the last event
+    before the next one (a resumed run has several), summed."""
+    times: list[tuple[str, float]] = []
+    for number, line in enumerate(jsonl.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except ValueError as error:
+                raise DataError(f"{jsonl}:{number} is not a JSON line: {error}") from None
+            times.append((record.get("kind", ""), float(record["time"])))
+    total, begin, last = 0.0, None, None
+    for kind, moment in times:
+        if kind == "start":
+            if begin is not None and last is not None:
+                total += last - begin
+            begin = moment
+        last = moment
+    if begin is not None and last is not None:
+        total += last - begin
+    return total
+
+
+def _eval_numbers(path: Path) -> dict[str, Any]:
+    data = read_json(path)
+    if not isinstance(data, dict) or "top1" not in data:
+        raise DataError(f"{path} holds no top-1 accuracy: the evaluation that writes it has not finished")
+    keep = ("top1", "top5", "view_top1", "view_top5", "videos", "views_per_video")
+    return {"eval_file": str(path), **{key: data[key] for key in keep if key in data}}
+
+
+def method_results(layout: DemoLayout, method: Method) -> dict[str, Any]:
+    """What the jobs of one method wrote, with the paths of the files read."""
+    entry: dict[str, Any] = {"label": method.label, "targets": list(method.predict)}
+    if method.pretrains:
+        run = layout.pretrain(method)
+        summary = read_json(run / "summary.json") or {}
+        entry["pretrain"] = {
+            "run": str(run),
+            "seconds": round(job_seconds(run / "pretrain.jsonl"), 2),
+            "steps": summary.get("steps"),
+            "final_losses": summary.get("final"),
+            "summary_file": str(run / "summary.json"),
+        }
+    else:
+        entry["pretrain"] = None
+    finetune = read_json(layout.finetune(method) / "summary.json") or {}
+    entry["finetune"] = {
+        **_eval_numbers(layout.finetune_eval(method)),
+        "best_val_top1": finetune.get("best_val_top1"),
+        "run": str(layout.finetune(method)),
+    }
+    probe = read_json(layout.probe(method) / "summary.json") or {}
+    entry["linear_probe"] = {
+        **_eval_numbers(layout.probe_eval(method) / "eval.json"),
+        "val_top1": probe.get("val_top1"),
+        "run": str(layout.probe(method)),
+    }
+    return entry
+
+
+def results_table(results: dict[str, Any]) -> str:
+    """The summary table (Markdown, readable as plain text)."""
+    dataset = results["dataset"]
+    lines = [
+        "| method | fine-tune top-1 (%) | linear-probe top-1 (%) | pre-train time |",
+        "|---|---:|---:|---:|",
+    ]
+    for entry in results["methods"].values():
+        pretrain = entry["pretrain"]
+        time_text = "—" if pretrain is None else format_duration(pretrain["seconds"])
+        lines.append(
+            f"| {entry['label']} | {entry['finetune']['top1']:.1f} | "
+            f"{entry['linear_probe']['top1']:.1f} | {time_text} |"
+        )
+    views = results["settings"]["test_clips"] * results["settings"]["test_crops"]
+    lines.append("")
+    lines.append(
+        f"{dataset['classes']} motion classes (chance {dataset['chance_top1']:.1f}%), "
+        f"{dataset['splits']['test']} test videos x {views} views; "
+        f"preset {results['preset']}, seed {results['seed']}."
+    )
+    return "\n".join(lines)
+
+
+def _figure_video(layout: DemoLayout) -> Path:
+    """A test video for the trajectory picture: one of a class whose motion varies inside a patch
+    (rotation, zoom), else the first test video."""
+    from mme.io.lists import read_list
+
+    entries = read_list(layout.data / "test.csv")
+    classes = read_json(layout.data / "classes.json") or []
+    for wanted in FIGURE_CLASSES:
+        for entry in entries:
+            if entry.label < len(classes) and classes[entry.label] == wanted:
+                return Path(entry.path)
+    return Path(entries[0].path)
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+
+
+def write_report(
+    settings: DemoSettings,
+    layout: DemoLayout,
+    stages: list[Any],
+    timings: list[dict[str, Any]],
+    wall_seconds: float,
+    load_average: tuple[list[float] | None, list[float] | None],
+    log: RunLog,
+) -> dict[str, Any]:
+    """Figures, ``results.json`` and ``results.md``; prints the table. Returns the results."""
+    from mme.demo.trajectories import trajectory_figure
+
+    description = read_json(layout.data / "dataset.json") or {}
+    classes = len(description.get("classes", [])) or settings.synth_config().classes
+    chance = 100.0 / classes
+    methods = {method.key: method_results(layout, method) for method in METHODS}
+
+    figures = layout.figures
+    pretrained = [m for m in METHODS if m.pretrains]
+    paths = {
+        "pretrain_loss": pretrain_loss_figure(
+            [(m.key, m.label, layout.pretrain(m) / "pretrain.jsonl") for m in pretrained],
+            figures / "pretrain_loss.png",
+        ),
+        "finetune": finetune_figure(
+            [(m.key, m.label, layout.finetune(m) / "finetune.jsonl") for m in METHODS],
+            figures / "finetune.png",
+            chance,
+        ),
+    }
+    views = settings.test_clips * settings.test_crops
+    paths["accuracy"] = accuracy_figure(
+        [(m.key, m.label) for m in METHODS],
+        [methods[m.key]["finetune"]["top1"] for m in METHODS],
+        [methods[m.key]["linear_probe"]["top1"] for m in METHODS],
+        figures / "accuracy.png",
+        chance,
+        f"{description.get('splits', {}).get('test', '?')} test videos x {views} views "
+        f"(scores averaged per video); read from the eval.json files listed in results.json.",
+    )
+    mme_method = next(m for m in METHODS if m.needs_trajectories)
+    video = _figure_video(layout)
+    picture = trajectory_figure(
+        layout.encoder(mme_method), video, figures / "trajectories.png", seed=settings.seed
+    )
+    paths["trajectories"] = Path(picture["path"])
+    log.info("figures: %s", ", ".join(str(p) for p in paths.values()))
+
+    commands = {stage.name: stage.command for stage in stages if stage.command}
+    results: dict[str, Any] = {
+        "format": RESULTS_FORMAT,
+        "preset": settings.preset,
+        "seed": settings.seed,
+        "settings": settings.as_dict(),
+        "dataset": {
+            "path": str(layout.data),
+            "classes": classes,
+            "class_names": description.get("classes"),
+            "splits": description.get("splits"),
+            "chance_top1": chance,
+        },
+        "methods": methods,
+        "figures": {name: str(path) for name, path in paths.items()},
+        "trajectory_figure": {**picture, "video": str(video), "checkpoint": str(layout.encoder(mme_method))},
+        "stages": timings,
+        "commands": commands,
+        "wall_seconds": round(wall_seconds, 2),
+        "load_average": {"start": load_average[0], "end": load_average[1]},
+        "machine": machine(),
+    }
+    atomic_write_json(layout.results, results)
+    table = results_table(results)
+    atomic_write_text(layout.table, table + "\n")
+    log.event("results", human=f"results: {layout.results}", path=str(layout.results))
+    print("\n" + table + "\n", flush=True)
+    return results
