@@ -12,12 +12,12 @@ JOBS = {"pretrain": tiny_pretrain, "finetune": tiny_finetune}
 
 
 @pytest.mark.parametrize(
-    ("job", "extra", "stop_at"),
+    ("job", "extra", "stop_every", "stops"),
     [
-        # 4 steps per epoch: step 6 is in the middle of epoch 1
-        ("pretrain", ["schedule.epochs=2"], 6),
+        # 4 steps per epoch, 8 in all: jobs end at steps 3 (mid-epoch 0), 6 (mid-epoch 1), 8
+        ("pretrain", ["schedule.epochs=2"], 3, [3, 6]),
         # drop-path, mixup/cutmix, RandAugment, accumulation over 2 batches, every video twice per
-        # epoch (repeated augmentation): 18 samples = 9 batches = 4 steps per epoch
+        # epoch (repeated augmentation): 18 samples = 9 batches = 4 steps; jobs end at 3, 4
         (
             "finetune",
             [
@@ -27,30 +27,37 @@ JOBS = {"pretrain": tiny_pretrain, "finetune": tiny_finetune}
                 "validation.test_at_end=false",
             ],
             3,
+            [3],
         ),
     ],
 )
-def test_stop_and_resume_equals_uninterrupted(synthetic_data, tmp_path, job, extra, stop_at):
+def test_jobs_stopped_and_resumed_equal_one_uninterrupted_run(
+    synthetic_data, tmp_path, job, extra, stop_every, stops
+):
     build = JOBS[job]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert run_mme(build(synthetic_data, whole, *extra)) == 0
 
-    # The interrupted run also uses two loader workers: randomness is per sample, not per worker.
-    stopped = build(synthetic_data, parts, *extra, "runtime.workers=2", f"runtime.stop_after_steps={stop_at}")
-    assert run_mme(stopped) == 0
-    summary = json.loads((parts / "summary.json").read_text())
-    assert summary["finished"] is False and summary["steps"] == stop_at
-    assert (parts / "checkpoints" / f"step-{stop_at:08d}.pt").is_file()
-    assert not (parts / "model").exists()
-
-    assert run_mme([*build(synthetic_data, parts, *extra), "--resume", "auto"]) == 0
+    # The same command, submitted again and again as on a cluster with a time limit. These jobs
+    # use two loader workers: randomness is per sample, not per worker.
+    limited = (*extra, "runtime.workers=2", f"runtime.stop_after_steps={stop_every}")
+    command = [*build(synthetic_data, parts, *limited), "--resume", "auto"]
+    for stop in stops:
+        assert run_mme(command) == 0
+        summary = json.loads((parts / "summary.json").read_text())
+        assert summary["finished"] is False and summary["steps"] == stop
+        assert (parts / "checkpoints" / f"step-{stop:08d}.pt").is_file()
+        assert not (parts / "model").exists()
+    assert run_mme(command) == 0
     assert json.loads((parts / "summary.json").read_text())["finished"] is True
+
     expected, got = final_weights(whole), final_weights(parts)
     assert expected.keys() == got.keys()
     for name, value in expected.items():
         assert torch.equal(value, got[name]), name
     log = (parts / f"{job}.log").read_text()
-    assert f"step-{stop_at:08d}.pt (step {stop_at}" in log
+    for stop in stops:
+        assert f"step-{stop:08d}.pt (step {stop}" in log
 
 
 def test_new_run_refuses_a_folder_with_checkpoints(synthetic_data, pretrain_run, capsys):

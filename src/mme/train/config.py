@@ -102,8 +102,8 @@ class RuntimeConfig:
     checkpoint_every_steps: int = 0
     keep_last: int = 2
     tensorboard: bool = True
-    # Stop (after writing a checkpoint) once this many optimiser steps are done, e.g. to fit a
-    # cluster job's time limit; resume with --resume auto.
+    # Stop (after writing a checkpoint) once this job has made this many optimiser steps, e.g. to
+    # fit a cluster job's time limit; the next job continues with --resume auto.
     stop_after_steps: int | None = None
     resume: str | None = None
 

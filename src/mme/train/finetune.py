@@ -56,9 +56,10 @@ def train_one_epoch(
     return meter.means()
 
 
-def build_model(config: FinetuneConfig, num_classes: int) -> nn.Module:
+def build_model(config: FinetuneConfig, num_classes: int) -> tuple[nn.Module, Any]:
     """A classifier for ``num_classes``: initialised from ``model.init_from`` when given (its
-    encoder; a new head unless the class counts match), else randomly (training from scratch)."""
+    encoder; a new head unless the class counts match), else randomly (training from scratch).
+    Returns the model and the load report (None from scratch)."""
     from mme.models import create_model, load_classifier_with_report
 
     data = config.data
@@ -70,11 +71,10 @@ def build_model(config: FinetuneConfig, num_classes: int) -> nn.Module:
         "tubelet_size": data.tubelet_size,
     }
     if config.model.init_from is None:
-        return create_model(config.model.name, num_classes=num_classes, **settings)
+        return create_model(config.model.name, num_classes=num_classes, **settings), None
     model, report = load_classifier_with_report(config.model.init_from, num_classes=num_classes, **settings)
     model.model_name = config.model.name
-    model.load_report = report
-    return model
+    return model, report
 
 
 def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
         resume = run.find_resume()
         train_set = classification_dataset(config, "train")
         num_classes = train_set.num_classes
-        model = build_model(config, num_classes)
+        model, report = build_model(config, num_classes)
         loader, sampler = finetune_loader(config, run.env, train_set)
         trainer = Trainer(
             run, model, sampler, layer_decay=config.optim.layer_decay, clips_per_sample=config.data.num_sample
@@ -91,15 +91,14 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
         if resume is not None:
             trainer.restore(resume)
         run.start()
-        if hasattr(model, "load_report"):
-            run.log.info("init from %s: %s", config.model.init_from, model.load_report.summary())
+        if report is not None:
+            run.log.info("init from %s: %s", config.model.init_from, report.summary())
         run.log.info("model %s: %s", config.model.name, trainer.describe())
         mixing = config.mixup
         mixup = Mixup.from_config(num_classes, mixing) if mixing.enabled else None
         validate_every = config.validation.every_epochs if config.data.val_list else 0
         val_set = classification_dataset(config, "val") if validate_every else None
         val_loader = eval_loader(val_set, config.batch.per_gpu, config.runtime, run.env) if val_set else None
-        best = trainer.metrics.get("best_top1")
         stopped = None
         for epoch in range(trainer.start_epoch, config.schedule.epochs):
             sampler.start(epoch, trainer.skip if epoch == trainer.start_epoch else 0)
@@ -110,20 +109,7 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
                 break
             last = epoch + 1 == config.schedule.epochs
             if val_loader is not None and ((epoch + 1) % validate_every == 0 or last):
-                metrics = evaluate(
-                    trainer.raw_model, val_loader, val_set, run.env, trainer.precision, run.log, "val"
-                )
-                means.update({f"val_{k}": metrics[k] for k in ("top1", "top5")})
-                trainer.metrics["last_top1"] = metrics["top1"]
-                if best is None or metrics["top1"] > best:
-                    best = trainer.metrics["best_top1"] = metrics["top1"]
-                    trainer.metrics["best_epoch"] = epoch
-                    state = trainer.state(epoch + 1, 0)
-                    if run.is_main:
-                        run.checkpoints.save_best(state)
-                        run.log.info(
-                            "new best val top-1 %.2f at epoch %d: %s", best, epoch, run.checkpoints.best_path
-                        )
+                means.update(validate(trainer, val_loader, val_set, epoch))
             trainer.end_epoch(epoch, means)
             run.report_bad_videos(train_set)
         summary: dict[str, Any] = {
@@ -147,6 +133,22 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
         )
         run.write_summary(summary, human)
         return summary
+
+
+def validate(trainer: Trainer, loader: Any, dataset: Any, epoch: int) -> dict[str, float]:
+    """Single-view validation; a new best top-1 writes ``checkpoints/best.pt``."""
+    run = trainer.run
+    metrics = evaluate(trainer.raw_model, loader, dataset, run.env, trainer.precision, run.log, "val")
+    best = trainer.metrics.get("best_top1")
+    if best is None or metrics["top1"] > best:
+        trainer.metrics.update(best_top1=metrics["top1"], best_epoch=epoch)
+        state = trainer.state(epoch + 1, 0)
+        if run.is_main:
+            run.checkpoints.save_best(state)
+            run.log.info(
+                "new best val top-1 %.2f at epoch %d: %s", metrics["top1"], epoch, run.checkpoints.best_path
+            )
+    return {"val_top1": metrics["top1"], "val_top5": metrics["top5"]}
 
 
 def test(model: nn.Module, config: FinetuneConfig, run: Run, trainer: Trainer) -> dict[str, Any]:

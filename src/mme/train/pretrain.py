@@ -37,7 +37,6 @@ def train_one_epoch(trainer: Trainer, loader: Any, epoch: int, config: PretrainC
             stepped = updater.backward(loss)
         values = {"loss": loss_value, **{f"loss_{name}": term for name, term in term_values.items()}}
         meter.update(**values)
-        trainer.progress.update(0, loss=loss_value)
         if stepped:
             trainer.after_step(epoch, **values)
     return meter.means()

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from mme.errors import ConfigError
+from mme.models import layer_id, model_config_dict
 from mme.train.checkpoint import capture_rng, restore_rng
 from mme.train.config_loader import to_dict
 from mme.train.distributed import TrainSampler, all_reduce_mean, gather_to_main
@@ -96,7 +97,7 @@ class Trainer:
             optim.weight_decay,
             layer_decay=layer_decay,
             num_layers=getattr(self.raw_model, "num_layers", None),
-            layer_id=_layer_id if layer_decay != 1.0 else None,
+            layer_id=layer_id if layer_decay != 1.0 else None,
         )
         self.optimizer = build_adamw(groups, self.lr, betas=tuple(optim.betas), eps=optim.eps)
         self.precision = Precision(config.runtime.precision, self.device)
@@ -120,6 +121,8 @@ class Trainer:
         self._window = MeanMeter()
         self._window_start = time.perf_counter()
         self._saved_step = -1
+        self._job_start_step = 0
+        self._bar: Progress | None = None
 
     @property
     def step(self) -> int:
@@ -156,6 +159,7 @@ class Trainer:
         if self.precision.scaler is not None and state.get("scaler") is not None:
             self.precision.scaler.load_state_dict(state["scaler"])
         self.updater.set_step(int(state["step"]))
+        self._job_start_step = self.step
         sampler = state["sampler"]
         world = self.run.env.world_size
         self.start_epoch = int(sampler["epoch"])
@@ -183,8 +187,6 @@ class Trainer:
 
     def state(self, epoch: int, consumed: int) -> dict[str, Any]:
         """The checkpoint dict (collective: every rank must call it, for the RNG states)."""
-        from mme.models import model_config_dict
-
         rng = gather_to_main(capture_rng(self.device))
         if consumed >= self.micro_per_epoch * self.config.batch.per_gpu:
             epoch, consumed = epoch + 1, 0
@@ -229,7 +231,7 @@ class Trainer:
             disable=not self.run.is_main,
             initial=done,
         ) as bar:
-            self.progress = bar
+            self._bar = bar
             for index, batch in enumerate(loader, start=done):
                 if index >= self.micro_per_epoch:
                     break
@@ -241,6 +243,8 @@ class Trainer:
         """Called after each optimiser step: log, checkpoint, and stop when asked to."""
         runtime = self.config.runtime
         self._window.update(**values)
+        if self._bar is not None and "loss" in values:
+            self._bar.update(0, loss=values["loss"])
         if self.step % runtime.log_every == 0:
             elapsed = time.perf_counter() - self._window_start
             means = self._window.means()
@@ -252,11 +256,15 @@ class Trainer:
             self._window = MeanMeter()
             self._window_start = time.perf_counter()
         every = runtime.checkpoint_every_steps
-        stop = runtime.stop_after_steps is not None and self.step >= runtime.stop_after_steps
+        done_here = self.step - self._job_start_step
+        stop = runtime.stop_after_steps is not None and done_here >= runtime.stop_after_steps
         if (every and self.step % every == 0) or stop:
             self.save(epoch, self.consumed)
         if stop:
-            raise StopTraining(f"stopped after {self.step} steps (runtime.stop_after_steps)")
+            raise StopTraining(
+                f"stopped after {done_here} steps of this job, at step {self.step} "
+                "(runtime.stop_after_steps); continue with --resume auto"
+            )
 
     def end_epoch(self, epoch: int, means: dict[str, float]) -> dict[str, float]:
         """Average the epoch's metrics over ranks, log them, checkpoint on the epoch cadence."""
@@ -267,9 +275,3 @@ class Trainer:
         if last or (epoch + 1) % self.config.runtime.checkpoint_every_epochs == 0:
             self.save(epoch, self.micro_per_epoch * self.config.batch.per_gpu)
         return means
-
-
-def _layer_id(name: str, num_layers: int) -> int:
-    from mme.models import layer_id
-
-    return layer_id(name, num_layers)
