@@ -251,11 +251,21 @@ def check_state(settings: DemoSettings, layout: DemoLayout) -> None:
     atomic_write_json(layout.state, {"format": "mme-demo-1", "settings": wanted})
 
 
-def run_demo(out: str | os.PathLike[str] = "demo_out", quick: bool = False, seed: int = 0) -> dict[str, Any]:
-    """Run (or finish) the demo in ``out``; returns the content of ``results.json``."""
+def run_demo(
+    out: str | os.PathLike[str] = "demo_out",
+    quick: bool = False,
+    seed: int = 0,
+    settings: DemoSettings | None = None,
+) -> dict[str, Any]:
+    """Run (or finish) the demo in ``out``; returns the content of ``results.json``.
+
+    ``settings`` replaces the preset (e.g. a longer budget: ``dataclasses.replace(full_settings(),
+    preset="long", pretrain_epochs=60)``); ``quick`` and ``seed`` then do not apply.
+    """
     from mme.demo.report import write_report
 
-    settings = quick_settings(seed) if quick else full_settings(seed)
+    if settings is None:
+        settings = quick_settings(seed) if quick else full_settings(seed)
     layout = DemoLayout(Path(out))
     check_state(settings, layout)
     started = time.perf_counter()

@@ -12,8 +12,8 @@ tube mask, runs the pre-training model and draws:
 Predictions of the released recipe are *patch-std normalised* like the target (per token,
 coordinate and step: minus the mean over the patch's points, over their std). To draw them in
 pixels they are un-normalised with the target's per-token mean and std — what VideoMAE's
-visualisation does for normalised pixels — so each patch's mean motion is the target's, and
-what the picture shows of the model is how the points move *relative to each other*.
+visualisation does for normalised pixels — so a patch's mean motion and its scale come from the
+target, and what the picture shows of the model is how the points move *relative to each other*.
 The numbers returned (and printed in the caption) compare the model's endpoint error with the
 error of predicting zeros (= the patch's mean motion for every point).
 
@@ -158,18 +158,10 @@ def predict_trajectories(
 
     raw_config = dataclasses.replace(targets, traj_norm="none")
     raw = build_targets(["traj"], batch, raw_config)["traj"][0][0] * targets.max_displacement
-    points = targets.traj_points
-    raw = raw.reshape(-1, 2, steps, points)  # (N, 2, L, P), layout c * L * P + t * P + p
-    prediction = model(clip, mask[None])["traj"][0].reshape(-1, 2, steps, points)  # (M, 2, L, P)
-    masked_raw = raw[mask]
-    if targets.traj_norm == "patch_std":
-        mean = masked_raw.mean(dim=-1, keepdim=True)
-        std = masked_raw.std(dim=-1, keepdim=True, unbiased=True)
-        prediction = prediction * (std + targets.eps) + mean
-    else:
-        prediction = prediction * targets.max_displacement
+    raw = raw.reshape(-1, 2, steps, targets.traj_points)  # (N, 2, L, P): c * L * P + t * P + p
+    prediction = model(clip, mask[None])["traj"][0]  # (M, 2 * L * P)
     predicted = torch.full_like(raw, float("nan"))
-    predicted[mask] = prediction
+    predicted[mask] = unnormalise(prediction, raw[mask], targets)
     per_side = patch // targets.traj_stride
     valid_tokens = grid_to_tokens(valid.permute(0, 2, 3, 1)[None], per_side)[0]  # (N, P, L)
     return TrajectorySample(
@@ -185,6 +177,22 @@ def predict_trajectories(
         frame_indices=indices.dense,
         normalisation=targets.traj_norm,
     )
+
+
+def unnormalise(prediction: torch.Tensor, raw: torch.Tensor, targets: TargetConfig) -> torch.Tensor:
+    """Trajectory predictions ``(M, 2 * L * P)`` (the ``traj`` head's layout) → pixels ``(M, 2, L, P)``.
+
+    ``raw``: the same tokens' target displacements in pixels ``(M, 2, L, P)``. With ``patch_std``
+    the prediction is scaled by the target's std over the token's points and shifted by their
+    mean (per coordinate and step), the inverse of the target's normalisation; with ``none`` it
+    is multiplied back by ``max_displacement``.
+    """
+    prediction = prediction.reshape(raw.shape)
+    if targets.traj_norm == "patch_std":
+        mean = raw.mean(dim=-1, keepdim=True)
+        std = raw.std(dim=-1, keepdim=True, unbiased=True)
+        return prediction * (std + targets.eps) + mean
+    return prediction * targets.max_displacement
 
 
 def seed_positions(sample: TrajectorySample) -> np.ndarray:
@@ -330,8 +338,8 @@ def draw_trajectory_figure(
             "The model predicts patch-std normalised trajectories (per token, coordinate and step: "
             "minus the mean over the patch's points, over their std); they are drawn in pixels by "
             "un-normalising with the target's per-token mean and std (as VideoMAE's visualisation "
-            "does for pixels), so each patch's mean motion is the target's and the prediction shows "
-            "how the points move relative to each other."
+            "does for pixels): a patch's mean motion and scale come from the target, the prediction "
+            "shows how its points move relative to each other."
         )
     else:
         how = "Predictions are in units of the maximum displacement and drawn scaled back to pixels."

@@ -1,0 +1,129 @@
+"""``mme demo --quick`` end to end: every output exists, the numbers are the jobs' own, the
+figures are real pictures, and a rerun skips every finished stage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from demo_helpers import assert_real_png
+
+from mme.cli.main import main
+from mme.demo.layout import DemoLayout
+from mme.demo.report import job_seconds
+from mme.demo.settings import METHODS
+from mme.utils.logging import format_duration
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> tuple[Path, str]:
+    """One quick demo for the module: its folder and what it printed."""
+    out = tmp_path_factory.mktemp("demo") / "out"
+    capture = tmp_path_factory.mktemp("stdout") / "stdout.txt"
+    import contextlib
+
+    with open(capture, "w") as handle, contextlib.redirect_stdout(handle):
+        code = main(["demo", "--quick", "--out", str(out), "--seed", "0"])
+    assert code == 0
+    return out, capture.read_text()
+
+
+def _json(path: Path) -> dict:
+    assert path.is_file(), f"{path} is missing"
+    return json.loads(path.read_text())
+
+
+def test_every_output_exists(demo):
+    out, _ = demo
+    layout = DemoLayout(out)
+    for path in (layout.state, layout.results, layout.table, out / "demo.log", out / "demo.jsonl"):
+        assert path.is_file(), path
+    assert (layout.data / "dataset.json").is_file() and (layout.data / "test.csv").is_file()
+    for method in METHODS:
+        assert (layout.encoder(method) / "model.safetensors").is_file()
+        assert (layout.finetune(method) / "config.yaml").is_file()
+        assert (layout.finetune_eval(method)).is_file()
+        assert (layout.probe(method) / "model" / "model.safetensors").is_file()
+        assert (layout.probe_eval(method) / "eval.json").is_file()
+        if method.pretrains:
+            summary = _json(layout.pretrain(method) / "summary.json")
+            assert summary["finished"] is True
+
+
+def test_numbers_are_the_evaluation_files(demo):
+    """results.json and the printed table hold exactly the top-1 of the jobs' eval.json files."""
+    out, printed = demo
+    layout = DemoLayout(out)
+    results = _json(layout.results)
+    assert results["format"] == "mme-demo-results-1" and results["preset"] == "quick"
+    assert set(results["methods"]) == {method.key for method in METHODS}
+    table = layout.table.read_text()
+    for method in METHODS:
+        entry = results["methods"][method.key]
+        finetune = _json(layout.finetune_eval(method))
+        probe = _json(layout.probe_eval(method) / "eval.json")
+        assert entry["finetune"]["eval_file"] == str(layout.finetune_eval(method))
+        assert entry["linear_probe"]["eval_file"] == str(layout.probe_eval(method) / "eval.json")
+        assert entry["finetune"]["top1"] == finetune["top1"]
+        assert entry["linear_probe"]["top1"] == probe["top1"]
+        for value in (finetune["top1"], probe["top1"]):
+            assert 0.0 <= value <= 100.0
+            # An accuracy over the test videos: a multiple of 100 / videos.
+            videos = finetune["videos"]
+            assert abs(value * videos / 100 - round(value * videos / 100)) < 1e-6
+        if method.pretrains:
+            seconds = job_seconds(layout.pretrain(method) / "pretrain.jsonl")
+            assert entry["pretrain"]["seconds"] == pytest.approx(seconds, abs=0.01) and seconds > 0
+            time_text = format_duration(entry["pretrain"]["seconds"])
+        else:
+            assert entry["pretrain"] is None
+            time_text = "—"
+        row = f"| {method.label} | {finetune['top1']:.1f} | {probe['top1']:.1f} | {time_text} |"
+        assert row in table
+        assert row in printed
+    assert results["dataset"]["classes"] == 4 and results["dataset"]["chance_top1"] == 25.0
+
+
+def test_figures_are_pictures(demo):
+    out, _ = demo
+    results = _json(DemoLayout(out).results)
+    names = {"pretrain_loss", "finetune", "accuracy", "trajectories"}
+    assert set(results["figures"]) == names
+    for name in names:
+        path = Path(results["figures"][name])
+        assert path.parent == out / "figures"
+        assert_real_png(path)
+
+
+def test_rerun_skips_finished_stages_and_refuses_other_settings(demo, capsys):
+    out, _ = demo
+    results = _json(DemoLayout(out).results)
+    before = {path: Path(path).stat().st_mtime_ns for path in _eval_files(out)}
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    rerun = _json(DemoLayout(out).results)
+    assert {stage["status"] for stage in rerun["stages"]} == {"skipped"}
+    assert len(rerun["stages"]) == len(results["stages"])
+    assert {path: Path(path).stat().st_mtime_ns for path in _eval_files(out)} == before
+    assert rerun["methods"] == results["methods"]
+
+    # An interrupted fine-tuning (its test and summary never written) is finished from its checkpoint.
+    layout = DemoLayout(out)
+    none = METHODS[-1]
+    layout.finetune_eval(none).unlink()
+    (layout.finetune(none) / "summary.json").unlink()
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    again = _json(layout.results)
+    ran = [stage["name"] for stage in again["stages"] if stage["status"] == "ran"]
+    assert ran == [f"finetune-{none.key}"]
+    assert again["methods"][none.key]["finetune"]["top1"] == results["methods"][none.key]["finetune"]["top1"]
+    assert "resuming from" in (layout.finetune(none) / "finetune.log").read_text()
+
+    capsys.readouterr()
+    assert main(["demo", "--quick", "--out", str(out), "--seed", "1"]) == 1
+    error = capsys.readouterr().err
+    assert "other settings" in error and "seed" in error
+
+
+def _eval_files(out: Path) -> list[str]:
+    return sorted(str(path) for path in out.rglob("eval.json"))
