@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -85,12 +86,7 @@ def test_unreadable_checkpoints(synthetic_data, finished_run, tmp_path, capsys):
 
 def test_resume_auto_skips_a_corrupt_latest_checkpoint(synthetic_data, finished_run, tmp_path, capsys):
     copy = tmp_path / "copy"
-    copy.mkdir()
-    for path in finished_run.rglob("*"):
-        if path.is_file():
-            target = copy / path.relative_to(finished_run)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(path.read_bytes())
+    shutil.copytree(finished_run / "checkpoints", copy / "checkpoints")
     latest = copy / "checkpoints" / "step-00000020.pt"
     latest.write_bytes(latest.read_bytes()[:1000])  # a torn write from a crashed node
     args = [*tiny_pretrain(synthetic_data, copy, "schedule.epochs=5"), "--resume", "auto"]

@@ -99,6 +99,7 @@ def train_probe(
     total = settings.epochs * batches
     history: dict[str, Any] = {"best_top1": None, "best_epoch": None}
     step = 0
+    bar = Progress(settings.epochs, "probe head", unit="epoch", logger=run.log)
     for epoch in range(settings.epochs):
         probe.train()
         order = torch.randperm(features.shape[0], generator=generator)
@@ -123,6 +124,8 @@ def train_probe(
         run.log.metrics("probe", step=epoch, **metrics)
         run.scalars("probe", metrics, epoch)
         history["final"] = metrics
+        bar.update(loss=metrics["loss"])
+    bar.close()
     return probe, history
 
 

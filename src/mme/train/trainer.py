@@ -99,7 +99,9 @@ class Trainer:
             num_layers=getattr(self.raw_model, "num_layers", None),
             layer_id=layer_id if layer_decay != 1.0 else None,
         )
-        self.optimizer = build_adamw(groups, self.lr, betas=tuple(optim.betas), eps=optim.eps)
+        # The fused CUDA kernel updates all parameters in a few launches; CPU keeps PyTorch's default.
+        fused = True if self.device.type == "cuda" else None
+        self.optimizer = build_adamw(groups, self.lr, betas=tuple(optim.betas), eps=optim.eps, fused=fused)
         self.precision = Precision(config.runtime.precision, self.device)
         wd_end = optim.weight_decay if optim.weight_decay_end is None else optim.weight_decay_end
         self.model = self._wrap(self.raw_model, find_unused_parameters)
