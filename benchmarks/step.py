@@ -57,6 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--impls", default="mme,baseline", help="comma-separated: mme, baseline, mme-compiled"
     )
     parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="1 warmup and 2 timed steps per configuration")
@@ -226,6 +229,8 @@ class StepRunner:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     sizes = [s for s in args.sizes.split(",") if s]
     dtypes = [d for d in args.dtypes.split(",") if d]
