@@ -32,8 +32,11 @@ JOBS = {"pretrain": tiny_pretrain, "finetune": tiny_finetune}
     ],
 )
 def test_jobs_stopped_and_resumed_equal_one_uninterrupted_run(
-    synthetic_data, tmp_path, job, extra, stop_every, stops
+    synthetic_data, tmp_path, monkeypatch, job, extra, stop_every, stops
 ):
+    # Bitwise equality on CPU needs the same intra-op thread count in every job; by default the
+    # trainer gives the cores the loader workers leave (mme.train.distributed.cpu_threads).
+    monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))
     build = JOBS[job]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert run_mme(build(synthetic_data, whole, *extra)) == 0

@@ -96,3 +96,16 @@ def test_loader_with_workers_matches_loader_without():
     for a, b in zip(plain, workers, strict=True):
         for x, y in zip(a, b, strict=True):
             assert torch.equal(x, y)
+
+
+def test_cpu_threads_leave_a_core_to_each_loader_worker(monkeypatch):
+    from mme.train.distributed import cpu_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)))
+    assert cpu_threads(workers=0) == 8
+    assert cpu_threads(workers=2) == 6
+    assert cpu_threads(workers=2, local_world_size=2) == 2
+    assert cpu_threads(workers=10) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert cpu_threads(workers=2) is None  # the user's setting wins

@@ -49,6 +49,8 @@ def tiny_finetune(data: Path, out: Path, *extra: str) -> list[str]:
         f"data.test_list={data / 'test.csv'}",
         "data.short_side_size=32",
         "data.num_sample=2",
+        "mixup.mixup_alpha=0.8",  # the synthetic recipe turns mixing off; the tests exercise it
+        "mixup.cutmix_alpha=1.0",
         "data.test_clips=2",
         "data.test_crops=3",
         "model.init_from=null",

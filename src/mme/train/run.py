@@ -8,6 +8,7 @@ a folder that already holds checkpoints is only reused with ``--resume``, and th
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import torch
 from mme.errors import ConfigError
 from mme.train.checkpoint import CheckpointDir, load_checkpoint
 from mme.train.config_loader import to_dict, write_config
-from mme.train.distributed import DistEnv, init_distributed, shutdown_distributed
+from mme.train.distributed import DistEnv, cpu_threads, init_distributed, shutdown_distributed
 from mme.utils.atomic import atomic_write_json
 from mme.utils.logging import RunLog
 
@@ -45,6 +46,11 @@ class Run:
             )
         self.env: DistEnv = init_distributed(runtime.device)
         self.log = RunLog(self.out, command, is_main=self.env.is_main)
+        self._threads_before = torch.get_num_threads()
+        if self.device.type == "cpu":
+            threads = cpu_threads(runtime.workers, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+            if threads is not None:
+                torch.set_num_threads(threads)
         self._tensorboard = None
         self._want_tensorboard = bool(getattr(runtime, "tensorboard", False)) and self.env.is_main
         seed_everything(runtime.seed + self.env.rank)
@@ -91,11 +97,14 @@ class Run:
         """Write the resolved config and the start event (after every input has been checked)."""
         if self.is_main:
             write_config(self.config, self.out / "config.yaml")
+        threads = f" ({torch.get_num_threads()} threads each)" if self.device.type == "cpu" else ""
+        where = f"{self.env.world_size} process(es) on {self.device}{threads}"
         self.log.event(
             "start",
-            human=f"{self.command}: output {self.out}, {self.env.world_size} process(es) on {self.device}",
+            human=f"{self.command}: output {self.out}, {where}",
             world_size=self.env.world_size,
             device=str(self.device),
+            threads=torch.get_num_threads(),
         )
 
     def scalars(self, prefix: str, values: dict[str, float], step: int) -> None:
@@ -119,6 +128,7 @@ class Run:
             self._tensorboard.close()
             self._tensorboard = None
         self.log.close()
+        torch.set_num_threads(self._threads_before)
         shutdown_distributed()
 
     def __enter__(self) -> Run:
