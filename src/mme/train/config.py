@@ -83,8 +83,8 @@ class BatchConfig:
 
 
 @dataclass
-class RuntimeConfig:
-    """Where and how a job runs. ``resume`` is set by ``--resume auto|PATH``."""
+class EvalRuntimeConfig:
+    """Where and how a job runs (every command); training adds :class:`RuntimeConfig`'s fields."""
 
     output_dir: str = MISSING
     seed: int = 0
@@ -95,13 +95,19 @@ class RuntimeConfig:
     workers: int = 8
     pin_memory: bool = True
     prefetch_factor: int = 2
+    tensorboard: bool = True
+
+
+@dataclass
+class RuntimeConfig(EvalRuntimeConfig):
+    """A training job's runtime. ``resume`` is set by ``--resume auto|PATH``."""
+
     compile: bool = False
     log_every: int = 20
     checkpoint_every_epochs: int = 1
     # Also checkpoint every this many optimiser steps (0: only at epoch ends).
     checkpoint_every_steps: int = 0
     keep_last: int = 2
-    tensorboard: bool = True
     # Stop (after writing a checkpoint) once this job has made this many optimiser steps, e.g. to
     # fit a cluster job's time limit; the next job continues with --resume auto.
     stop_after_steps: int | None = None
@@ -157,18 +163,6 @@ class FinetuneConfig:
 @dataclass
 class EvalBatchConfig:
     per_gpu: int = 8
-
-
-@dataclass
-class EvalRuntimeConfig:
-    output_dir: str = MISSING
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "fp32"
-    workers: int = 8
-    pin_memory: bool = True
-    prefetch_factor: int = 2
-    tensorboard: bool = True
 
 
 @dataclass

@@ -103,11 +103,6 @@ def shutdown_distributed() -> None:
         dist.destroy_process_group()
 
 
-def barrier() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
 def all_reduce_mean(values: dict[str, float], device: torch.device) -> dict[str, float]:
     """Average scalar metrics over ranks (identity in a single process)."""
     if not (dist.is_available() and dist.is_initialized()) or not values:
@@ -125,15 +120,6 @@ def gather_to_main(obj: Any) -> list[Any] | None:
         return [obj]
     out: list[Any] | None = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
     dist.gather_object(obj, out, dst=0)
-    return out
-
-
-def all_gather(obj: Any) -> list[Any]:
-    """Collect one picklable object from every rank on every rank."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return [obj]
-    out: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(out, obj)
     return out
 
 
