@@ -41,6 +41,8 @@ def score_views(
             scores.append(logits.float().softmax(dim=-1).cpu())
             items.append(batch["item"].long())
             bar.update()
+    if not items:  # more ranks than views
+        return {"item": torch.zeros(0, dtype=torch.long), "scores": torch.zeros(0, 0)}
     return {"item": torch.cat(items), "scores": torch.cat(scores)}
 
 

@@ -47,9 +47,11 @@ def extract_features(
                 features.append(model.forward_features(clip).float().cpu())
             items.append(batch["item"].long())
             bar.update()
-    shards = gather_to_main({"item": torch.cat(items), "features": torch.cat(features)})
+    mine = {"item": torch.cat(items), "features": torch.cat(features)} if items else None
+    shards = gather_to_main(mine)
     if shards is None:
         return None
+    shards = [shard for shard in shards if shard is not None]  # ranks without items (tiny sets)
     order = torch.argsort(torch.cat([shard["item"] for shard in shards]))
     return torch.cat([shard["features"] for shard in shards])[order]
 
