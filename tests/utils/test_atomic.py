@@ -34,3 +34,14 @@ def test_atomic_path_gives_a_recognisable_temp_name(tmp_path):
         assert not target.exists()
         tmp.write_bytes(b"\x00\x01")
     assert target.read_bytes() == b"\x00\x01" and not tmp.exists()
+
+
+def test_written_files_get_the_umask_mode_not_0600(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "summary.json", {"ok": True})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o644

@@ -33,6 +33,8 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f"{final.name}{TMP_MARKER}", dir=final.parent)
+    # mkstemp creates 0600; give the file the mode a plain open() would (shared clusters).
+    os.fchmod(fd, 0o666 & ~_current_umask())
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -65,6 +67,12 @@ def atomic_write_json(final: str | os.PathLike[str], data: Any, indent: int | No
     with atomic_write(final, "w") as handle:
         json.dump(data, handle, indent=indent, sort_keys=False)
         handle.write("\n")
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_file(path: Path) -> None:
