@@ -70,6 +70,12 @@ def atomic_write_json(final: str | os.PathLike[str], data: Any, indent: int | No
 
 
 def _current_umask() -> int:
+    """The process umask. Read from /proc where possible: os.umask() sets it while reading,
+    which another thread could observe."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
     mask = os.umask(0)
     os.umask(mask)
     return mask
