@@ -135,9 +135,9 @@ def test_a_damaged_output_is_recomputed(tmp_path, dataset, reference):
     assert (tmp_path / "elsewhere.mp4.traj.tmp-other").exists()  # not this job's video: left alone
 
 
-def run_cli_in_subprocess(dataset: dict[str, Path], out: Path, *extra: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "mme.cli.main", "extract", "--list", str(dataset["good"])]
-    command += ["--root", str(dataset["root"]), "--out", str(out), "--flow", "dis_ultrafast", *extra]
+def run_cli_in_subprocess(list_path: Path, root: Path, out: Path, *extra: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "mme.cli.main", "extract", "--list", str(list_path)]
+    command += ["--root", str(root), "--out", str(out), "--flow", "dis_ultrafast", *extra]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -149,19 +149,68 @@ def wait_for(condition, timeout: float = 120.0) -> None:
         time.sleep(0.005)
 
 
+STALL_HOOK = """
+import os, time
+from pathlib import Path
+
+import mme.motion.extract as extract
+
+_original = extract._task
+
+
+def _task(video, *args, **kwargs):
+    if Path(video).name == "stall.mp4":
+        while not os.path.exists(os.environ["MME_TEST_RELEASE"]):
+            time.sleep(0.01)
+    return _original(video, *args, **kwargs)
+
+
+_task.__module__, _task.__qualname__ = _original.__module__, _original.__qualname__
+extract._task = _task
+"""
+
+
+def stalled_run(dataset: dict[str, Path], folder: Path, out: Path, position: int, *extra: str):
+    """Run ``mme extract`` in a subprocess over the good list plus ``stall.mp4`` at ``position``.
+
+    ``stall.mp4`` is a copy of a good video whose extraction waits, in whichever process picks it
+    up (pool workers included: the hook is a ``sitecustomize`` every interpreter of the run
+    imports), until the returned release file exists. This pins where the run is when the test
+    kills something, whatever the machine's load. Returns (process, release file).
+    """
+    hook = folder / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(STALL_HOOK)
+    stall = dataset["root"] / "stall.mp4"
+    if not stall.exists():
+        stall.write_bytes((dataset["root"] / "bunny.mp4").read_bytes())
+    lines = dataset["good"].read_text().splitlines()
+    lines.insert(position, "stall.mp4 9")
+    list_path = folder / "stall.csv"
+    list_path.write_text("\n".join(lines) + "\n")
+    release = folder / "release"
+    env = {**os.environ, "MME_TEST_RELEASE": str(release)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hook), env.get("PYTHONPATH")]))
+    command = [sys.executable, "-m", "mme.cli.main", "extract", "--list", str(list_path)]
+    command += ["--root", str(dataset["root"]), "--out", str(out), "--flow", "dis_ultrafast", *extra]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return process, release
+
+
 def test_killed_run_leaves_no_partial_file_and_a_rerun_is_byte_identical(tmp_path, dataset, reference):
-    process = run_cli_in_subprocess(dataset, tmp_path)
-    wait_for(lambda: any(tmp_path.rglob("*.traj")))
+    out = tmp_path / "out"
+    process, _ = stalled_run(dataset, tmp_path, out, position=2)
+    wait_for(lambda: len(list(out.rglob("*.traj"))) == 2)  # then it waits on stall.mp4
     process.send_signal(signal.SIGKILL)
     process.wait()
-    finished = list(tmp_path.rglob("*.traj"))
-    assert 1 <= len(finished) < 4, "the run was not interrupted mid-way"
+    finished = list(out.rglob("*.traj"))
+    assert len(finished) == 2, "the run was not interrupted mid-way"
     for path in finished:  # whatever exists under a final name is complete
         read_trajectories(path)
-    summary = run_extraction(dataset["good"], tmp_path, root=dataset["root"], settings=FAST)
-    assert summary.exit_code == 0 and summary.skipped == len(finished)
-    assert trajectory_files(tmp_path) == trajectory_files(reference)
-    assert not [path for path in tmp_path.rglob("*") if ".tmp-" in path.name]
+    summary = run_extraction(dataset["good"], out, root=dataset["root"], settings=FAST)
+    assert summary.exit_code == 0 and summary.skipped == 2
+    assert trajectory_files(out) == trajectory_files(reference)
+    assert not [path for path in out.rglob("*") if ".tmp-" in path.name]
 
 
 def worker_processes(parent: int) -> list[int]:
@@ -182,15 +231,23 @@ def worker_processes(parent: int) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc to find the workers")
 def test_a_worker_killed_mid_run_is_replaced_and_the_result_is_unchanged(tmp_path, dataset, reference):
-    process = run_cli_in_subprocess(dataset, tmp_path, "--workers", "2")
-    wait_for(lambda: len(worker_processes(process.pid)) == 2)
-    victim = worker_processes(process.pid)[0]
-    os.kill(victim, signal.SIGKILL)
+    out = tmp_path / "out"
+    process, release = stalled_run(dataset, tmp_path, out, 0, "--workers", "2")
+    # The good videos finish while one worker waits on stall.mp4: kill the pool's workers then.
+    wait_for(lambda: len(list(out.rglob("*.traj"))) == 4 and len(worker_processes(process.pid)) == 2)
+    first_pool = worker_processes(process.pid)
+    for pid in first_pool:
+        os.kill(pid, signal.SIGKILL)
+    # A fresh pool retries the in-flight video; once it has started, let the retry proceed.
+    wait_for(lambda: (workers := worker_processes(process.pid)) and not set(workers) & set(first_pool))
+    release.touch()
     assert process.wait(timeout=300) == 0
-    assert trajectory_files(tmp_path) == trajectory_files(reference)
-    log = (tmp_path / "extract.log").read_text()
-    assert "worker process died" in log
-    assert not [path for path in tmp_path.rglob("*") if ".tmp-" in path.name]
+    files = trajectory_files(out)
+    assert files.pop("stall.mp4.traj") == files["bunny.mp4.traj"]  # same video, same bytes
+    assert files == trajectory_files(reference)
+    assert (out / "failures.jsonl").read_text() == ""
+    assert "worker process died" in (out / "extract.log").read_text()
+    assert not [path for path in out.rglob("*") if ".tmp-" in path.name]
 
 
 def test_shards_split_the_list_and_together_equal_the_full_run(tmp_path, dataset, reference):
