@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-import sys
 
 import pytest
 import torch
@@ -12,24 +10,6 @@ from model_helpers import original_pretrain_state, random_clip, tiny_classifier,
 
 from mme.cli.main import main
 from mme.models import load_classifier, load_pretrain_model, save_model
-
-
-class _CurrentStderr:
-    """Writes to whatever ``sys.stderr`` is now (pytest replaces it per test and per readouterr)."""
-
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
-
-
-@pytest.fixture(autouse=True)
-def console_follows_stderr(monkeypatch):
-    """mme's console log handler keeps the stderr object it saw first, which pytest closes later."""
-    for handler in logging.getLogger("mme").handlers:
-        if type(handler) is logging.StreamHandler:
-            monkeypatch.setattr(handler, "stream", _CurrentStderr())
 
 
 def test_convert_original_pretraining_checkpoint_to_mme_and_hf(tmp_path, capsys):

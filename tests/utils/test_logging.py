@@ -43,3 +43,19 @@ def test_format_duration():
     assert format_duration(3725) == "1h02m05s"
     assert format_duration(59.4) == "0m59s"
     assert format_duration(float("inf")) == "?"
+
+
+def test_console_follows_the_current_stderr(monkeypatch, capsys):
+    import io
+
+    from mme.utils.logging import get_logger
+
+    logger = get_logger("mme.stderr_check")
+    first = io.StringIO()
+    monkeypatch.setattr("sys.stderr", first)
+    logger.warning("to the first stream")
+    first.close()  # what pytest does to a capture stream between tests
+    second = io.StringIO()
+    monkeypatch.setattr("sys.stderr", second)
+    logger.warning("to the second stream")
+    assert "to the second stream" in second.getvalue()

@@ -16,11 +16,30 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 T = TypeVar("T")
 
 _CONSOLE_FORMAT = "%(asctime)s %(levelname).1s %(name)s | %(message)s"
+
+
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at emit time.
+
+    A plain StreamHandler keeps the stream it was created with; when that stream is replaced and
+    closed (pytest's capture, a notebook re-binding stderr) every later record fails to print.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        """Ignored: the base class assigns the stream once at construction."""
 
 
 def get_logger(name: str = "mme") -> logging.Logger:
@@ -28,7 +47,7 @@ def get_logger(name: str = "mme") -> logging.Logger:
     logger = logging.getLogger(name)
     root = logging.getLogger("mme")
     if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _CurrentStderrHandler()
         handler.setFormatter(logging.Formatter(_CONSOLE_FORMAT, datefmt="%H:%M:%S"))
         root.addHandler(handler)
         root.setLevel(logging.INFO)
