@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
 from model_helpers import original_pretrain_state, random_clip, tiny_classifier, tube_mask
 
