@@ -4,6 +4,7 @@
 
     OUT/demo.json                    the settings of this demo folder (a rerun must match them)
     OUT/demo.log, demo.jsonl         the demo's own log (stage headers, timings)
+    OUT/demo.lock                    held while a demo runs (a second one in OUT is refused)
     OUT/data/                        the synthetic dataset (mme synth)
     OUT/pretrain/<method>/           mme pretrain runs (mme, pixel); pretrain/none/model = random init
     OUT/finetune/<method>/           mme finetune runs; eval/eval.json = the multi-view test

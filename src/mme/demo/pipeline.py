@@ -1,9 +1,10 @@
 """``mme demo``: the stages, run in order through the public jobs, each skipped when already done.
 
 Stages (for each method where it applies): generate the synthetic dataset → save the random
-initialisation (``none``) → pre-train ``mme`` and ``pixel`` → fine-tune the three (with the
-multi-view test at the end) → linear-probe the three frozen encoders → test each probe with
-``mme eval`` → figures, ``results.json`` and the table.
+initialisation (``none``) → pre-train ``mme`` and ``pixel`` → linear-probe the three frozen
+encoders and test each probe with ``mme eval`` (the cheap, direct measure of the representation,
+so it comes first) → fine-tune the three (with the multi-view test at the end) → figures,
+``results.json`` and the table.
 
 Resuming: a stage whose outputs exist and are intact (summary says finished, model weights
 complete, eval.json holds a top-1) is skipped; an interrupted training job continues from its
@@ -13,11 +14,12 @@ A demo folder remembers its settings (``demo.json``) and refuses to mix in runs 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,21 +155,6 @@ def build_stages(settings: DemoSettings, layout: DemoLayout) -> list[Stage]:
         )
 
     for method in METHODS:
-        overrides = finetune_overrides(
-            settings, layout.encoder(method).resolve(), data, layout.finetune(method).resolve()
-        )
-        stages.append(
-            Stage(
-                f"finetune-{method.key}",
-                f"fine-tune from {method.label}: {settings.finetune_epochs} epochs, then the "
-                f"{settings.test_clips}x{settings.test_crops}-view test",
-                _bound(_finetune_done, layout, method),
-                _training_job(FinetuneConfig, run_finetune, overrides, layout.finetune(method)),
-                command_line("finetune", overrides),
-            )
-        )
-
-    for method in METHODS:
         overrides = probe_overrides(
             settings, layout.encoder(method).resolve(), data, layout.probe(method).resolve()
         )
@@ -192,6 +179,21 @@ def build_stages(settings: DemoSettings, layout: DemoLayout) -> list[Stage]:
                 command_line("eval", eval_set),
             )
         )
+    for method in METHODS:
+        overrides = finetune_overrides(
+            settings, layout.encoder(method).resolve(), data, layout.finetune(method).resolve()
+        )
+        stages.append(
+            Stage(
+                f"finetune-{method.key}",
+                f"fine-tune from {method.label}: {settings.finetune_epochs} epochs, then the "
+                f"{settings.test_clips}x{settings.test_crops}-view test",
+                _bound(_finetune_done, layout, method),
+                _training_job(FinetuneConfig, run_finetune, overrides, layout.finetune(method)),
+                command_line("finetune", overrides),
+            )
+        )
+
     return stages
 
 
@@ -247,7 +249,6 @@ def check_state(settings: DemoSettings, layout: DemoLayout) -> None:
                 "use another --out or delete that folder"
             )
         return
-    layout.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(layout.state, {"format": "mme-demo-1", "settings": wanted})
 
 
@@ -262,12 +263,19 @@ def run_demo(
     ``settings`` replaces the preset (e.g. a longer budget: ``dataclasses.replace(full_settings(),
     preset="long", pretrain_epochs=60)``); ``quick`` and ``seed`` then do not apply.
     """
-    from mme.demo.report import write_report
-
     if settings is None:
         settings = quick_settings(seed) if quick else full_settings(seed)
     layout = DemoLayout(Path(out))
-    check_state(settings, layout)
+    layout.out.mkdir(parents=True, exist_ok=True)
+    with _exclusive(layout):
+        check_state(settings, layout)
+        with _model_threads(settings.workers):
+            return _run_stages(settings, layout)
+
+
+def _run_stages(settings: DemoSettings, layout: DemoLayout) -> dict[str, Any]:
+    from mme.demo.report import write_report
+
     started = time.perf_counter()
     load_start = _load_average()
     with RunLog(layout.out, "demo") as log:
@@ -290,9 +298,9 @@ def run_demo(
                 timings.append({"name": stage.name, "status": "skipped", "seconds": 0.0})
                 continue
             log.event("stage", human=f"==== {header} (demo time {elapsed})", name=stage.name, status="start")
-            begin = time.perf_counter()
+            begin, cpu_begin = time.perf_counter(), _cpu_seconds()
             stage.run()
-            seconds = time.perf_counter() - begin
+            seconds, cpu = time.perf_counter() - begin, _cpu_seconds() - cpu_begin
             if not stage.done():
                 raise ConfigError(
                     f"demo stage {stage.name} ran but its outputs are incomplete; see the log above"
@@ -303,8 +311,16 @@ def run_demo(
                 name=stage.name,
                 status="ran",
                 seconds=round(seconds, 2),
+                cpu_seconds=round(cpu, 2),
             )
-            timings.append({"name": stage.name, "status": "ran", "seconds": round(seconds, 2)})
+            timings.append(
+                {
+                    "name": stage.name,
+                    "status": "ran",
+                    "seconds": round(seconds, 2),
+                    "cpu_seconds": round(cpu, 2),
+                }
+            )
         log.event(
             "stage", human=f"==== [figures] writing figures and results into {layout.out}", name="report"
         )
@@ -319,6 +335,61 @@ def run_demo(
         )
         log.event("done", human=f"mme demo done in {format_duration(time.perf_counter() - started)}")
     return results
+
+
+@contextlib.contextmanager
+def _exclusive(layout: DemoLayout) -> Iterator[None]:
+    """Hold ``OUT/demo.lock`` so that two demos never write one folder at the same time."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX (Windows): no advisory locks, run unguarded
+        yield
+        return
+    with open(layout.out / "demo.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ConfigError(
+                f"another mme demo is running in {layout.out}; wait for it or use another --out"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _model_threads(workers: int) -> Iterator[None]:
+    """Give the model the cores the loader workers leave (at least one thread).
+
+    Each loader worker already uses one thread; a main process that also starts one thread per
+    core oversubscribes a small machine, and PyTorch's spinning threads then slow every step
+    several-fold when the cores are shared (measured: docs/demo.md).
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, _cores() - workers))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (data-loader workers, encoders):
+    with the wall time, it tells how busy the cores were (the machine may be shared)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _load_average() -> list[float] | None:

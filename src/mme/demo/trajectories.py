@@ -42,6 +42,8 @@ from mme.objectives import TargetConfig, build_targets, grid_to_tokens
 from mme.utils.logging import get_logger
 
 _log = get_logger("mme.demo")
+TARGET_COLOUR = "#b6ff1c"  # yellow-green
+PREDICTION_COLOUR = "#ff2bd6"  # magenta
 
 
 @dataclass
@@ -234,12 +236,15 @@ def endpoint_errors(sample: TrajectorySample) -> dict[str, float]:
 
 
 def _auto_magnify(sample: TrajectorySample) -> float:
-    """A factor that makes typical trajectories about a quarter of a patch long (1 to 10)."""
+    """A factor (1 to 10) that draws the longer trajectories (90th percentile of the clip's
+    endpoint offsets) about a third of a patch long; short, noisy ones stay short."""
     lengths = np.linalg.norm(sample.target.sum(axis=2), axis=1)[sample.valid[:, -1]]
-    moving = lengths[lengths > 0.05]
-    if moving.size == 0:
+    if lengths.size == 0:
         return 1.0
-    return float(np.clip(round(sample.patch / 4 / float(np.median(moving))), 1, 10))
+    longer = float(np.percentile(lengths, 90))
+    if longer < 1e-3:
+        return 1.0
+    return float(np.clip(round(sample.patch / 3 / longer), 1, 10))
 
 
 def _busiest_tubelet(sample: TrajectorySample) -> int:
@@ -257,6 +262,7 @@ def draw_trajectory_figure(
     title: str | None = None,
 ) -> dict[str, Any]:
     """Draw ``sample`` (see module docstring) into a PNG; returns what was drawn and the errors."""
+    from matplotlib import patheffects
     from matplotlib.patches import Rectangle
 
     from mme.demo.figures import new_figure, save_png
@@ -277,45 +283,39 @@ def draw_trajectory_figure(
     errors = endpoint_errors(sample)
 
     panels = steps + 1
-    figure = new_figure(2.3 * panels, 2.3 * 2 + 1.4)
+    figure = new_figure(2.2 * panels, 2.2 * 2 + 0.5)
     axes = figure.subplots(2, panels, squeeze=False)
+    figure.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=0.9, wspace=0.04, hspace=0.12)
     extent = (-0.5, width - 0.5, height - 0.5, -0.5)
 
-    def outline_masked(ax: Any) -> None:
-        for n in np.flatnonzero(masked):
+    def dim_visible(ax: Any) -> None:
+        """Darken the patches the encoder sees, so the masked ones (to predict) stand out."""
+        for n in np.flatnonzero(~masked):
             i, j = divmod(int(n), cols)
-            ax.add_patch(
-                Rectangle(
-                    (j * sample.patch - 0.5, i * sample.patch - 0.5),
-                    sample.patch,
-                    sample.patch,
-                    fill=False,
-                    edgecolor="white",
-                    lw=0.6,
-                    ls="--",
-                )
-            )
+            corner = (j * sample.patch - 0.5, i * sample.patch - 0.5)
+            ax.add_patch(Rectangle(corner, sample.patch, sample.patch, color="black", alpha=0.5, lw=0))
 
     def draw_paths(ax: Any, positions: np.ndarray, which: np.ndarray, upto: int, colour: str) -> None:
+        outline = [patheffects.withStroke(linewidth=2.2, foreground="black")]
         for n in np.flatnonzero(which):
             for p in range(positions.shape[1]):
                 alive = 1 + int(valid[n, :upto, p].sum()) if upto else 1
                 line = positions[n, p, :alive]
-                ax.plot(line[:, 0], line[:, 1], color=colour, lw=1.0)
-                ax.plot(line[-1, 0], line[-1, 1], "o", color=colour, ms=1.8)
+                ax.plot(line[:, 0], line[:, 1], color=colour, lw=1.1, path_effects=outline)
+                ax.plot(line[-1, 0], line[-1, 1], "o", color=colour, ms=2.0)
 
     everyone = np.ones_like(masked)
     for t in range(panels):
         ax = axes[0, t]
         ax.imshow(frames[t], extent=extent, interpolation="nearest")
-        outline_masked(ax)
-        draw_paths(ax, target_paths, everyone, t, "#2ca02c")
+        dim_visible(ax)
+        draw_paths(ax, target_paths, everyone, t, TARGET_COLOUR)
         raw = int(sample.frame_indices[k, t])
         ax.set_title(f"raw frame {raw} (r$_k$+{t})" if t else f"raw frame {raw} (r$_k$, k={k})", fontsize=8)
     bottom = (
-        ("target (masked patches)", (("#2ca02c", target_paths),)),
-        ("MME prediction (masked patches)", (("#d62728", predicted_paths),)),
-        ("target (green) vs prediction (red)", (("#2ca02c", target_paths), ("#d62728", predicted_paths))),
+        ("masked patches: target", ((TARGET_COLOUR, target_paths),)),
+        ("masked patches: MME prediction", ((PREDICTION_COLOUR, predicted_paths),)),
+        ("target and prediction", ((TARGET_COLOUR, target_paths), (PREDICTION_COLOUR, predicted_paths))),
     )
     for t in range(panels):
         ax = axes[1, t]
@@ -324,7 +324,7 @@ def draw_trajectory_figure(
             continue
         name, layers = bottom[t]
         ax.imshow(frames[0], extent=extent, interpolation="nearest")
-        outline_masked(ax)
+        dim_visible(ax)
         for colour, positions in layers:
             draw_paths(ax, positions, masked, steps, colour)
         ax.set_title(name, fontsize=8)
@@ -344,9 +344,10 @@ def draw_trajectory_figure(
     else:
         how = "Predictions are in units of the maximum displacement and drawn scaled back to pixels."
     caption = (
-        f"Top: frames r_k..r_k+{steps} of tubelet {k} with the target trajectories "
-        f"(points every {sample.traj_stride} px, tracked with optical flow); dashed squares: patches "
-        f"hidden from the encoder. Bottom: the masked patches on frame r_k. {how} Displacements "
+        f"Top: frames r_k..r_k+{steps} of tubelet {k} with the target trajectories (green; points "
+        f"every {sample.traj_stride} px, tracked with optical flow); bright squares: patches hidden "
+        f"from the encoder, dark: visible. Bottom: the masked patches on frame r_k, target (green) "
+        f"and the model's prediction (magenta). {how} Displacements "
         f"drawn x{scale:g}. Mean endpoint error over the masked points of the clip: model "
         f"{errors['model']:.2f} px, patch-mean motion {errors['patch_mean']:.2f} px."
     )
