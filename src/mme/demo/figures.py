@@ -62,13 +62,17 @@ def read_events(path: Path, kind: str) -> list[dict[str, Any]]:
     return ordered + [by_step[key] for key in sorted(by_step)]
 
 
-def pretrain_loss_figure(runs: Sequence[tuple[str, str, Path]], out: Path) -> Path:
+def pretrain_loss_figure(
+    runs: Sequence[tuple[str, str, Path]], out: Path, zero_losses: dict[str, float] | None = None
+) -> Path:
     """One panel per pre-training method: its total loss and each target's term, per step.
 
     ``runs``: (method key, label, pretrain.jsonl). The methods' losses have different units
     (a 32-value trajectory + 108-value HOG error vs a 1536-value pixel error), so each gets its
-    own axis; what to compare is how far each falls from where it starts.
+    own axis. ``zero_losses`` (target name → loss) draws, for the normalised targets, the loss of
+    predicting zeros — the patch mean — which a model must get below to have learnt anything.
     """
+    zero_losses = zero_losses or {}
     figure = new_figure(5.0 * len(runs), 3.6)
     axes = figure.subplots(1, len(runs), squeeze=False)[0]
     for ax, (key, label, path) in zip(axes, runs, strict=True):
@@ -82,6 +86,10 @@ def pretrain_loss_figure(runs: Sequence[tuple[str, str, Path]], out: Path) -> Pa
         )
         for term in terms if len(terms) > 1 else []:
             ax.plot(steps, [event[term] for event in events], lw=1, ls="--", label=term.removeprefix("loss_"))
+        for term in terms:
+            target = term.removeprefix("loss_")
+            if target in zero_losses:
+                ax.axhline(zero_losses[target], color="black", ls=":", lw=1, label=f"{target}: predict zeros")
         ax.set_title(f"pre-training: {label}")
         ax.set_xlabel("optimiser step")
         ax.set_ylabel("masked loss (sum over target dims)")

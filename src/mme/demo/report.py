@@ -109,6 +109,24 @@ def results_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def zero_prediction_losses(settings: DemoSettings) -> dict[str, float]:
+    """The masked loss of predicting zeros, for the targets normalised per token.
+
+    A token's normalised pixels (n = tubelet x patch x patch values per channel, unbiased std)
+    have a sum of squares of n - 1 per channel; patch-std trajectories have P - 1 per coordinate
+    and step (P points per token). A prediction of zeros — i.e. the patch mean — scores exactly
+    that (slightly less for trajectories: invalid tokens and motionless patches count zero).
+    """
+    from mme.objectives import TargetConfig
+
+    targets = TargetConfig(traj_norm=settings.traj_norm)
+    pixels = targets.tubelet_size * targets.patch_size * targets.patch_size
+    losses = {"pixel": 3.0 * (pixels - 1)}
+    if settings.traj_norm == "patch_std":
+        losses["traj"] = 2.0 * targets.traj_steps * (targets.traj_points - 1)
+    return losses
+
+
 def _figure_video(layout: DemoLayout) -> Path:
     """A test video for the trajectory picture: one of a class whose motion varies inside a patch
     (rotation, zoom), else the first test video."""
@@ -165,6 +183,7 @@ def write_report(
         "pretrain_loss": pretrain_loss_figure(
             [(m.key, m.label, layout.pretrain(m) / "pretrain.jsonl") for m in pretrained],
             figures / "pretrain_loss.png",
+            zero_prediction_losses(settings),
         ),
         "finetune": finetune_figure(
             [(m.key, m.label, layout.finetune(m) / "finetune.jsonl") for m in METHODS],
