@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -193,13 +194,29 @@ def stalled_run(dataset: dict[str, Path], folder: Path, out: Path, position: int
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hook), env.get("PYTHONPATH")]))
     command = [sys.executable, "-m", "mme.cli.main", "extract", "--list", str(list_path)]
     command += ["--root", str(dataset["root"]), "--out", str(out), "--flow", "dis_ultrafast", *extra]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Its own session, so that the test's cleanup can end the run and its pool workers together.
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     return process, release
 
 
-def test_killed_run_leaves_no_partial_file_and_a_rerun_is_byte_identical(tmp_path, dataset, reference):
+@pytest.fixture
+def reap():
+    """Register stalled runs; whatever the test's outcome, none outlives it (a stalled run
+    waits forever, and an orphaned pool would keep the machine busy)."""
+    started: list[subprocess.Popen] = []
+    yield started.append
+    for process in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+
+
+def test_killed_run_leaves_no_partial_file_and_a_rerun_is_byte_identical(tmp_path, dataset, reference, reap):
     out = tmp_path / "out"
     process, _ = stalled_run(dataset, tmp_path, out, position=2)
+    reap(process)
     wait_for(lambda: len(list(out.rglob("*.traj"))) == 2)  # then it waits on stall.mp4
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -229,10 +246,14 @@ def worker_processes(parent: int) -> list[int]:
     return workers
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc to find the workers")
-def test_a_worker_killed_mid_run_is_replaced_and_the_result_is_unchanged(tmp_path, dataset, reference):
+@pytest.mark.skipif(
+    not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists(),
+    reason="needs Linux /proc/PID/task/PID/children to find the workers",
+)
+def test_a_worker_killed_mid_run_is_replaced_and_the_result_is_unchanged(tmp_path, dataset, reference, reap):
     out = tmp_path / "out"
     process, release = stalled_run(dataset, tmp_path, out, 0, "--workers", "2")
+    reap(process)
     # The good videos finish while one worker waits on stall.mp4: kill the pool's workers then.
     wait_for(lambda: len(list(out.rglob("*.traj"))) == 4 and len(worker_processes(process.pid)) == 2)
     first_pool = worker_processes(process.pid)

@@ -37,6 +37,17 @@ def test_backend_is_reusable_and_deterministic(name, shifted_pair):
     np.testing.assert_array_equal(create_flow(name)(prev, nxt), first)
 
 
+@pytest.mark.parametrize("name", AVAILABLE)
+def test_results_do_not_depend_on_the_frame_sizes_seen_before(name, shifted_pair):
+    """OpenCV's DIS objects carry state from a call on smaller frames into the next call."""
+    prev, nxt = shifted_pair
+    fresh = create_flow(name)(prev, nxt)
+    backend = create_flow(name)
+    small = render_frames(Motion("shift", dx=1.0, dy=0.5), 2, 40, 48, seed=5)
+    backend(*to_gray(small))
+    np.testing.assert_array_equal(backend(prev, nxt), fresh)
+
+
 def test_unknown_backend_is_a_config_error_listing_the_choices():
     with pytest.raises(ConfigError, match=r"unknown flow backend 'raft'.*dis_fast"):
         create_flow("raft")

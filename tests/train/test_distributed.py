@@ -22,7 +22,7 @@ def torchrun(args: list[str], cwd: Path) -> None:
 
 def test_two_processes_train_like_one_with_the_same_global_batch(synthetic_data, tmp_path):
     # 9 videos, global batch 4: 2 steps per epoch either way (per_gpu 4 x 1 or 2 x 2)
-    common = ["schedule.epochs=2", "runtime.checkpoint_every_steps=1"]
+    common = ["schedule.epochs=2", "runtime.checkpoint_every_steps=1", "runtime.keep_last=4"]
     single, double = tmp_path / "single", tmp_path / "double"
     assert run_mme(tiny_pretrain(synthetic_data, single, *common, "batch.per_gpu=4")) == 0
     torchrun(tiny_pretrain(synthetic_data, double, *common, "batch.per_gpu=2"), tmp_path)
@@ -30,7 +30,13 @@ def test_two_processes_train_like_one_with_the_same_global_batch(synthetic_data,
     one, two = final_weights(single), final_weights(double)
     assert one.keys() == two.keys()
     worst = max(float((one[k] - two[k]).abs().max()) for k in one)
-    assert worst <= 1e-5, worst
+    first = torch.load(single / "checkpoints" / "step-00000001.pt", weights_only=True)["model"]
+    moved = max(float((one[k] - first[k]).abs().max()) for k in one)
+    # gloo sums the two halves' gradients in another order than one process does; AdamW turns a
+    # rounding difference in a near-zero gradient into up to ~lr of update, so the bound is a
+    # small fraction of how far the weights moved (measured: 1.4e-5 of 6e-3), not zero.
+    assert moved > 1e-3, moved
+    assert worst <= 0.01 * moved, (worst, moved)
     # both moved away from the same initialisation by the same steps
     assert json.loads((double / "summary.json").read_text())["steps"] == 4
     losses_one = [r["loss"] for r in read_jsonl(single / "pretrain.jsonl", "train")]

@@ -25,6 +25,7 @@ N x cores threads fighting each other.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Protocol
@@ -33,6 +34,10 @@ import cv2
 import numpy as np
 
 from mme.errors import ConfigError
+
+
+# Frame sizes for which a DISFlow keeps an OpenCV object (see DISFlow).
+_DIS_SIZES_KEPT = 8
 
 
 class FlowBackend(Protocol):
@@ -71,21 +76,38 @@ class DISFlow:
         refinement_iterations: int | None = None,
     ) -> None:
         self.name = name
-        self._dis = cv2.DISOpticalFlow_create(preset)
+        self._settings = (preset, finest_scale, patch_stride, gradient_iterations, refinement_iterations)
+        # One OpenCV object per frame size. OpenCV's DIS (4.x/5.0, ULTRAFAST and FAST presets)
+        # keeps state across calls: after a call on smaller frames, the flow of a larger pair
+        # differs by up to half a pixel from a fresh object's (tests/motion/test_flow.py). Every
+        # video has one frame size, so a few cached objects keep results independent of history.
+        self._by_size: OrderedDict[tuple[int, int], cv2.DISOpticalFlow] = OrderedDict()
+
+    def _object_for(self, size: tuple[int, int]) -> cv2.DISOpticalFlow:
+        dis = self._by_size.get(size)
+        if dis is not None:
+            self._by_size.move_to_end(size)
+            return dis
+        preset, finest_scale, patch_stride, gradient_iterations, refinement_iterations = self._settings
+        dis = cv2.DISOpticalFlow_create(preset)
         if finest_scale is not None:
-            self._dis.setFinestScale(finest_scale)
+            dis.setFinestScale(finest_scale)
         if patch_stride is not None:
-            self._dis.setPatchStride(patch_stride)
+            dis.setPatchStride(patch_stride)
         if gradient_iterations is not None:
-            self._dis.setGradientDescentIterations(gradient_iterations)
+            dis.setGradientDescentIterations(gradient_iterations)
         if refinement_iterations is not None:
-            self._dis.setVariationalRefinementIterations(refinement_iterations)
+            dis.setVariationalRefinementIterations(refinement_iterations)
+        self._by_size[size] = dis
+        if len(self._by_size) > _DIS_SIZES_KEPT:
+            self._by_size.popitem(last=False)
+        return dis
 
     def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
         _check_pair(prev, nxt)
         # Passing None (not a previous result) makes DIS start from zero flow every time:
         # a given flow argument would be used as its initial guess.
-        return self._dis.calc(prev, nxt, None)
+        return self._object_for(prev.shape).calc(prev, nxt, None)
 
 
 class FarnebackFlow:
