@@ -35,7 +35,6 @@ import numpy as np
 
 from mme.errors import ConfigError
 
-
 # Frame sizes for which a DISFlow keeps an OpenCV object (see DISFlow).
 _DIS_SIZES_KEPT = 8
 
