@@ -11,7 +11,7 @@ from demo_helpers import assert_real_png
 
 from mme.cli.main import main
 from mme.demo.layout import DemoLayout
-from mme.demo.report import job_seconds
+from mme.demo.report import job_seconds, wilson_interval
 from mme.demo.settings import METHODS
 from mme.utils.logging import format_duration
 
@@ -79,10 +79,22 @@ def test_numbers_are_the_evaluation_files(demo):
         else:
             assert entry["pretrain"] is None
             time_text = "—"
-        row = f"| {method.label} | {finetune['top1']:.1f} | {probe['top1']:.1f} | {time_text} |"
+        cells = []
+        for numbers in (finetune, probe):
+            low, high = wilson_interval(numbers["top1"], numbers["videos"])
+            assert low <= numbers["top1"] <= high
+            cells.append(f"{numbers['top1']:.1f} ({low:.0f}–{high:.0f})")
+        row = f"| {method.label} | {cells[0]} | {cells[1]} | {time_text} |"
         assert row in table
         assert row in printed
     assert results["dataset"]["classes"] == 4 and results["dataset"]["chance_top1"] == 25.0
+
+
+def test_wilson_interval_known_values():
+    # 8 of 40 correct: by hand, Wilson 95%: (0.2 + z²/80) / (1 + z²/40) ∓ ... = 0.105..0.348
+    assert wilson_interval(20.0, 40) == (10.5, 34.8)
+    assert wilson_interval(0.0, 10) == (0.0, 27.8)
+    assert wilson_interval(100.0, 10) == (72.2, 100.0)
 
 
 def test_figures_are_pictures(demo):

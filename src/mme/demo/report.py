@@ -9,6 +9,7 @@ it came from; pre-training time is the span of each ``mme pretrain`` run in its 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 from pathlib import Path
@@ -47,12 +48,29 @@ def job_seconds(jsonl: Path) -> float:
     return total
 
 
+def wilson_interval(percent: float, count: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval (in %) of an accuracy measured on ``count`` videos.
+
+    The demo's test split is small (40 videos in the full preset: one video = 2.5 points), so
+    the table shows how far each accuracy could move by chance alone.
+    """
+    if count <= 0:
+        return 0.0, 100.0
+    p = percent / 100.0
+    centre = (p + z * z / (2 * count)) / (1 + z * z / count)
+    half = z * math.sqrt(p * (1 - p) / count + z * z / (4 * count * count)) / (1 + z * z / count)
+    return round(100 * max(0.0, centre - half), 1), round(100 * min(1.0, centre + half), 1)
+
+
 def _eval_numbers(path: Path) -> dict[str, Any]:
     data = read_json(path)
     if not isinstance(data, dict) or "top1" not in data:
         raise DataError(f"{path} holds no top-1 accuracy: the evaluation that writes it has not finished")
     keep = ("top1", "top5", "view_top1", "view_top5", "videos", "views_per_video")
-    return {"eval_file": str(path), **{key: data[key] for key in keep if key in data}}
+    numbers = {"eval_file": str(path), **{key: data[key] for key in keep if key in data}}
+    if "videos" in data:
+        numbers["top1_interval95"] = list(wilson_interval(float(data["top1"]), int(data["videos"])))
+    return numbers
 
 
 def method_results(layout: DemoLayout, method: Method) -> dict[str, Any]:
@@ -96,17 +114,24 @@ def results_table(results: dict[str, Any]) -> str:
         pretrain = entry["pretrain"]
         time_text = "—" if pretrain is None else format_duration(pretrain["seconds"])
         lines.append(
-            f"| {entry['label']} | {entry['finetune']['top1']:.1f} | "
-            f"{entry['linear_probe']['top1']:.1f} | {time_text} |"
+            f"| {entry['label']} | {_accuracy_text(entry['finetune'])} | "
+            f"{_accuracy_text(entry['linear_probe'])} | {time_text} |"
         )
     views = results["settings"]["test_clips"] * results["settings"]["test_crops"]
     lines.append("")
     lines.append(
         f"{dataset['classes']} motion classes (chance {dataset['chance_top1']:.1f}%), "
         f"{dataset['splits']['test']} test videos x {views} views; "
-        f"preset {results['preset']}, seed {results['seed']}."
+        f"preset {results['preset']}, seed {results['seed']}. In brackets: 95% interval "
+        "(Wilson) of each accuracy on this many test videos."
     )
     return "\n".join(lines)
+
+
+def _accuracy_text(numbers: dict[str, Any]) -> str:
+    interval = numbers.get("top1_interval95")
+    text = f"{numbers['top1']:.1f}"
+    return text if interval is None else f"{text} ({interval[0]:.0f}–{interval[1]:.0f})"
 
 
 def zero_prediction_losses(settings: DemoSettings) -> dict[str, float]:
