@@ -1,7 +1,7 @@
 """Writing model folders atomically: everything goes to a temporary folder that is renamed at the end.
 
 ``mme.utils.atomic`` covers single files; a model folder is several files that must appear
-together, so the folder is built under a temporary name (``<name>.tmp-XXXX``, the marker the
+together, so the folder is built under a temporary name (``<name>.tmp-<random>``, the marker the
 atomic helpers use) and renamed onto its final name only once complete. An existing folder is
 replaced only when asked, and is moved aside (not deleted) until the new one is in place.
 """
