@@ -97,6 +97,21 @@ def test_wilson_interval_known_values():
     assert wilson_interval(100.0, 10) == (72.2, 100.0)
 
 
+def test_target_floors_are_measured(demo):
+    """results.json holds each target's floors, measured on the run's own samples."""
+    out, _ = demo
+    floors = _json(DemoLayout(out).results)["target_floors"]
+    assert floors["samples"] == 8 and floors["masked_tokens"] > 0
+    for name in ("traj", "hog", "pixel"):
+        values = floors["floors"][name]
+        assert 0 < values["dataset_mean"] <= values["zeros"] + 1e-9
+    # Per-patch normalised pixels (unbiased std): each token's 3 x 512 values have a sum of
+    # squares of exactly 3 x 511, so predicting zeros costs 1533 per masked token.
+    assert floors["floors"]["pixel"]["zeros"] == pytest.approx(3 * 511, rel=1e-4)
+    spread = floors["within_patch_spread_px"]["percentiles_10_25_50_75_90"]
+    assert spread == sorted(spread) and spread[0] >= 0
+
+
 def test_figures_are_pictures(demo):
     out, _ = demo
     results = _json(DemoLayout(out).results)

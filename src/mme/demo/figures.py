@@ -63,16 +63,17 @@ def read_events(path: Path, kind: str) -> list[dict[str, Any]]:
 
 
 def pretrain_loss_figure(
-    runs: Sequence[tuple[str, str, Path]], out: Path, zero_losses: dict[str, float] | None = None
+    runs: Sequence[tuple[str, str, Path]], out: Path, floors: dict[str, float] | None = None
 ) -> Path:
     """One panel per pre-training method: its total loss and each target's term, per step.
 
     ``runs``: (method key, label, pretrain.jsonl). The methods' losses have different units
     (a 32-value trajectory + 108-value HOG error vs a 1536-value pixel error), so each gets its
-    own axis. ``zero_losses`` (target name → loss) draws, for the normalised targets, the loss of
-    predicting zeros — the patch mean — which a model must get below to have learnt anything.
+    own axis. ``floors`` (target name → loss) draws each target's context-free floor (the loss
+    of predicting its dataset mean, mme.demo.floors), which a model must get below to have
+    learnt anything from the video.
     """
-    zero_losses = zero_losses or {}
+    floors = floors or {}
     figure = new_figure(5.0 * len(runs), 3.6)
     axes = figure.subplots(1, len(runs), squeeze=False)[0]
     for ax, (key, label, path) in zip(axes, runs, strict=True):
@@ -88,8 +89,8 @@ def pretrain_loss_figure(
             ax.plot(steps, [event[term] for event in events], lw=1, ls="--", label=term.removeprefix("loss_"))
         for term in terms:
             target = term.removeprefix("loss_")
-            if target in zero_losses:
-                ax.axhline(zero_losses[target], color="black", ls=":", lw=1, label=f"{target}: predict zeros")
+            if target in floors:
+                ax.axhline(floors[target], color="black", ls=":", lw=1, label=f"{target}: context-free floor")
         ax.set_title(f"pre-training: {label}")
         ax.set_xlabel("optimiser step")
         ax.set_ylabel("masked loss (sum over target dims)")

@@ -134,22 +134,31 @@ def _accuracy_text(numbers: dict[str, Any]) -> str:
     return text if interval is None else f"{text} ({interval[0]:.0f}–{interval[1]:.0f})"
 
 
-def zero_prediction_losses(settings: DemoSettings) -> dict[str, float]:
-    """The masked loss of predicting zeros, for the targets normalised per token.
+def target_floors(settings: DemoSettings, layout: DemoLayout, log: RunLog) -> dict[str, Any]:
+    """The context-free floor of every target (mme.demo.floors), on the data and config of the
+    MME pre-training run, with each run's final loss beside it in the log."""
+    from mme.demo.floors import measure_floors
+    from mme.train.config import PretrainConfig, load_run_config
 
-    A token's normalised pixels (n = tubelet x patch x patch values per channel, unbiased std)
-    have a sum of squares of n - 1 per channel; patch-std trajectories have P - 1 per coordinate
-    and step (P points per token). A prediction of zeros — i.e. the patch mean — scores exactly
-    that (slightly less for trajectories: invalid tokens and motionless patches count zero).
-    """
-    from mme.objectives import TargetConfig
-
-    targets = TargetConfig(traj_norm=settings.traj_norm)
-    pixels = targets.tubelet_size * targets.patch_size * targets.patch_size
-    losses = {"pixel": 3.0 * (pixels - 1)}
-    if settings.traj_norm == "patch_std":
-        losses["traj"] = 2.0 * targets.traj_steps * (targets.traj_points - 1)
-    return losses
+    run = layout.pretrain(next(m for m in METHODS if m.needs_trajectories))
+    config = load_run_config(PretrainConfig, run / "config.yaml")
+    measured = measure_floors(config, settings.floor_samples, settings.pretrain_batch)
+    for method in METHODS:
+        if not method.pretrains:
+            continue
+        final = (read_json(layout.pretrain(method) / "summary.json") or {}).get("final") or {}
+        for target in method.predict:
+            floor = measured["floors"][target]["dataset_mean"]
+            ended = final.get(f"loss_{target}", final.get("loss"))
+            ended_text = "?" if ended is None else f"{ended:.4g}"
+            log.info(
+                "%s pre-training: %s loss ended at %s; its context-free floor is %.4g",
+                method.key,
+                target,
+                ended_text,
+                floor,
+            )
+    return measured
 
 
 def _figure_video(layout: DemoLayout) -> Path:
@@ -204,11 +213,12 @@ def write_report(
 
     figures = layout.figures
     pretrained = [m for m in METHODS if m.pretrains]
+    floors = target_floors(settings, layout, log)
     paths = {
         "pretrain_loss": pretrain_loss_figure(
             [(m.key, m.label, layout.pretrain(m) / "pretrain.jsonl") for m in pretrained],
             figures / "pretrain_loss.png",
-            zero_prediction_losses(settings),
+            {name: values["dataset_mean"] for name, values in floors["floors"].items()},
         ),
         "finetune": finetune_figure(
             [(m.key, m.label, layout.finetune(m) / "finetune.jsonl") for m in METHODS],
@@ -248,6 +258,7 @@ def write_report(
             "chance_top1": chance,
         },
         "methods": methods,
+        "target_floors": floors,
         "figures": {name: str(path) for name, path in paths.items()},
         "trajectory_figure": {**picture, "video": str(video), "checkpoint": str(layout.encoder(mme_method))},
         "stages": timings,

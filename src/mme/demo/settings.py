@@ -107,6 +107,8 @@ class DemoSettings:
     synth_workers: int = 0
     # Training jobs log their losses every this many optimiser steps (the loss curves' points).
     log_every: int = 5
+    # Training samples drawn to measure each target's context-free floor (mme.demo.floors).
+    floor_samples: int = 160
 
     def synth_config(self) -> SynthConfig:
         return SynthConfig(seed=self.seed, **self.synth)
@@ -150,6 +152,7 @@ def quick_settings(seed: int = 0) -> DemoSettings:
         workers=0,
         synth_workers=1,
         log_every=1,
+        floor_samples=8,
     )
 
 

@@ -1,0 +1,90 @@
+"""The context-free floor of each pre-training target: what a model can reach without the video.
+
+A masked-prediction loss only says something about the encoder once it is below the loss of
+predicting, for every token, the dataset mean of the target — a model that ignores the visible
+tokens can always get there. :func:`measure_floors` draws samples exactly as ``mme pretrain``
+does (same dataset class, crops, masks, online trajectories), builds the ``traj``, ``hog`` and
+``pixel`` targets of the masked tokens, and returns that floor (and the loss of predicting zeros)
+per target, plus how much the points inside a token move: the patch-std trajectory target
+divides by that spread, so where it is below the flow's error the target is mostly flow noise.
+
+The demo draws these floors on its pre-training loss curves; ``benchmarks/target_floors.py``
+prints them for any pre-training config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from mme.data.datasets import PretrainDataset
+from mme.data.transforms import normalize_clip
+from mme.errors import ConfigError
+from mme.objectives import build_targets, grid_to_tokens
+
+TARGETS = ("traj", "hog", "pixel")
+
+
+def within_patch_motion(disp: torch.Tensor, per_side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per token of ``disp`` (B, K, L, Gh, Gw, 2): the std over its points and the magnitude of
+    their mean motion, each averaged over coordinates and steps (pixels per raw frame)."""
+    tokens = grid_to_tokens(disp.permute(0, 1, 3, 4, 2, 5), per_side)  # (B, N, P, L, 2)
+    spread = tokens.std(dim=2, unbiased=True).flatten(2).mean(-1)
+    drift = tokens.mean(dim=2).abs().flatten(2).mean(-1)
+    return spread.flatten().numpy(), drift.flatten().numpy()
+
+
+def measure_floors(config: Any, samples: int = 160, batch: int = 16) -> dict[str, Any]:
+    """Floors and motion statistics over the first ``samples`` training samples of ``config``
+    (a :class:`mme.train.config.PretrainConfig` with ``data.trajectories`` online or offline)."""
+    if config.data.trajectories == "none":
+        raise ConfigError("measuring the trajectory target needs data.trajectories=online or offline")
+    torch.manual_seed(config.runtime.seed)
+    np.random.seed(config.runtime.seed)
+    dataset = PretrainDataset(config.data, config.traj)
+    subset = torch.utils.data.Subset(dataset, range(min(samples, len(dataset))))
+    loader = torch.utils.data.DataLoader(subset, batch_size=batch, num_workers=0)
+    targets = config.targets
+    per_side = targets.patch_size // targets.traj_stride
+    masked: dict[str, list[torch.Tensor]] = {name: [] for name in TARGETS}
+    traj_weights: list[torch.Tensor] = []
+    spreads, drifts = [], []
+    for sample in loader:
+        built = build_targets(list(TARGETS), {**sample, "clip": normalize_clip(sample["clip"])}, targets)
+        mask = sample["mask"]
+        for name, (values, weight) in built.items():
+            masked[name].append(values[mask])
+            if name == "traj":
+                traj_weights.append(weight[mask])
+        spread, drift = within_patch_motion(sample["traj_disp"], per_side)
+        spreads.append(spread)
+        drifts.append(drift)
+    floors: dict[str, dict[str, float]] = {}
+    for name, chunks in masked.items():
+        values = torch.cat(chunks).double()
+        if name == "traj":  # the loss counts a token's motion only where its points stay valid
+            weight = torch.cat(traj_weights).double()
+        else:
+            weight = torch.ones(len(values), dtype=torch.double)
+        mean = (values * weight[:, None]).sum(0) / weight.sum().clamp(min=1)
+        floors[name] = {
+            "zeros": float(((values**2).sum(1) * weight).sum() / len(values)),
+            "dataset_mean": float((((values - mean) ** 2).sum(1) * weight).sum() / len(values)),
+        }
+    spread, drift = np.concatenate(spreads), np.concatenate(drifts)
+    return {
+        "samples": len(subset),
+        "masked_tokens": int(sum(len(chunk) for chunk in masked["traj"])),
+        "traj_norm": targets.traj_norm,
+        "floors": floors,
+        "within_patch_spread_px": {
+            "percentiles_10_25_50_75_90": np.percentile(spread, [10, 25, 50, 75, 90]).round(4).tolist(),
+            "share_below": {str(t): round(float((spread < t).mean()), 4) for t in (0.05, 0.1, 0.25, 0.5)},
+        },
+        "patch_mean_motion_px": {
+            "percentiles_50_90_99": np.percentile(drift, [50, 90, 99]).round(4).tolist(),
+            "share_below_0.1": round(float((drift < 0.1).mean()), 4),
+        },
+    }
