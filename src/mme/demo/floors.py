@@ -41,8 +41,19 @@ def measure_floors(config: Any, samples: int = 160, batch: int = 16) -> dict[str
     (a :class:`mme.train.config.PretrainConfig` with ``data.trajectories`` online or offline)."""
     if config.data.trajectories == "none":
         raise ConfigError("measuring the trajectory target needs data.trajectories=online or offline")
-    torch.manual_seed(config.runtime.seed)
-    np.random.seed(config.runtime.seed)
+    # Samples draw their crops and masks from the global RNGs: seed them for repeatable floors,
+    # and give the caller its RNG states back afterwards.
+    numpy_state = np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.runtime.seed)
+            np.random.seed(config.runtime.seed)
+            return _measure(config, samples, batch)
+    finally:
+        np.random.set_state(numpy_state)
+
+
+def _measure(config: Any, samples: int, batch: int) -> dict[str, Any]:
     dataset = PretrainDataset(config.data, config.traj)
     subset = torch.utils.data.Subset(dataset, range(min(samples, len(dataset))))
     loader = torch.utils.data.DataLoader(subset, batch_size=batch, num_workers=0)
