@@ -3,7 +3,8 @@
 One step = forward, backward and AdamW on a batch of 16x224x224 clips with a tube mask of ratio
 0.7 (1096 of 1568 tokens hidden), decoder width 192 / depth 1, heads hog + traj, MSE losses.
 For each model size and precision (fp32, bf16 autocast) it times ``mme.models`` and the baseline
-in ``benchmarks/baseline_vit.py`` (explicit ``softmax(q k^T) v`` attention), counts the model
+in ``benchmarks/baseline_vit.py`` (explicit ``softmax(q k^T) v`` attention, PyTorch's default
+AdamW; mme uses the trainer's fused AdamW), counts the model
 FLOPs, measures the machine's GEMM rate on transformer-shaped matmuls, and reports the fraction
 of that rate the step achieves. The implementations of one size and precision take steps in
 turn, between two GEMM measurements (the faster counts), so that on a shared machine they see
@@ -63,6 +64,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="1 warmup and 2 timed steps per configuration")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="profile one more step per run: time shares (GEMMs, attention, optimiser, rest) and the "
+        "rate the step's own GEMMs reach, which bounds the whole step's fraction of the GEMM rate",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
     if args.quick:
@@ -188,6 +195,50 @@ def forward_flops(model: torch.nn.Module, clip: torch.Tensor, mask: torch.Tensor
     return flops
 
 
+GEMM_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::_addmm_activation",
+            "aten::mkldnn_convolution", "aten::convolution_backward")  # fmt: skip
+
+
+def step_breakdown(runner: StepRunner) -> dict:
+    """Where one step's time goes, from ``torch.profiler`` self times, and the GEMMs' own rate.
+
+    The GEMM FLOPs (forward and backward: mm, addmm, bmm, convolutions) come from
+    ``FlopCounterMode`` on a separate step; divided by the GEMMs' profiled time they give the rate
+    PyTorch's GEMMs reach on the step's real shapes (backward ones included). The whole step can
+    only beat that rate by running its other FLOPs (attention) faster than the GEMMs do, so it is
+    the practical ceiling of the step's fraction of the measured GEMM rate.
+    """
+    with FlopCounterMode(display=False) as counter:
+        runner.step()
+    gemm_names = {"mm", "addmm", "bmm", "baddbmm", "_addmm_activation", "convolution", "convolution_backward"}
+    gemm_flops = sum(
+        count
+        for op, count in counter.get_flop_counts().get("Global", {}).items()
+        if str(op).split(".")[-1] in gemm_names
+    )
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        wall = runner.step()
+    seconds = {"gemm": 0.0, "attention": 0.0, "optimizer": 0.0}
+    total = 0.0
+    for event in prof.key_averages():
+        self_s = event.self_cpu_time_total / 1e6
+        total += self_s
+        if event.key in GEMM_OPS:
+            seconds["gemm"] += self_s
+        elif "scaled_dot_product" in event.key or "flash_attention" in event.key:
+            seconds["attention"] += self_s
+        elif event.key.startswith("Optimizer.step#"):
+            seconds["optimizer"] = event.cpu_time_total / 1e6  # the optimiser's ops, children included
+    seconds["other"] = max(total - sum(seconds.values()), 0.0)
+    return {
+        "profiled_step_seconds": wall,
+        "seconds": seconds,
+        "shares": {name: value / total for name, value in seconds.items()},
+        "gemm_gflops_per_step": gemm_flops / 1e9,
+        "gemm_tflops": gemm_flops / seconds["gemm"] / 1e12 if seconds["gemm"] else None,
+    }
+
+
 class StepRunner:
     """One implementation's model, optimiser and batch; ``step()`` runs and times one training step."""
 
@@ -206,8 +257,11 @@ class StepRunner:
         self.targets = {
             n: torch.rand(batch, masked, w, generator=gen).to(device) for n, w in HEAD_DIMS.items()
         }
+        # mme steps with the trainer's optimiser (fused AdamW, on CPU too); the baseline with
+        # PyTorch's default AdamW (a loop over parameters on CPU), as VideoMAE's training does.
+        fused = True if impl.startswith("mme") and device.type in ("cpu", "cuda") else None
         self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=1.5e-4, betas=(0.9, 0.95), weight_decay=0.05
+            self.model.parameters(), lr=1.5e-4, betas=(0.9, 0.95), weight_decay=0.05, fused=fused
         )
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
 
@@ -284,6 +338,12 @@ def main(argv: list[str] | None = None) -> int:
                     "matmul_tflops": matmul["best_tflops"],
                     "fraction_of_matmul_rate": achieved / matmul["best_tflops"],
                 }
+                if args.breakdown:
+                    run["breakdown"] = step_breakdown(runner)
+                    gemm_rate = run["breakdown"]["gemm_tflops"]
+                    run["breakdown"]["gemm_fraction_of_matmul_rate"] = (
+                        gemm_rate / matmul["best_tflops"] if gemm_rate else None
+                    )
                 runs.append(run)
                 bar.update(size=size, dtype=dtype, impl=impl, clips_s=round(clips_per_s, 3))
             del runners
@@ -299,6 +359,16 @@ def main(argv: list[str] | None = None) -> int:
             f"{run['achieved_tflops'] * 1e3:8.1f} {run['matmul_tflops'] * 1e3:8.1f} "
             f"{run['fraction_of_matmul_rate']:8.1%}"
         )
+    if args.breakdown:
+        print("\n{:6} {:5} {:13} {:>6} {:>6} {:>6} {:>6} {:>10} {:>8}".format(
+            "size", "dtype", "impl", "GEMM", "attn", "optim", "rest", "GEMM GF/s", "of GEMM"))  # fmt: skip
+        for run in runs:
+            b = run["breakdown"]
+            shares = " ".join(f"{b['shares'][k]:6.0%}" for k in ("gemm", "attention", "optimizer", "other"))
+            print(
+                f"{run['size']:6} {run['dtype']:5} {run['impl']:13} {shares} "
+                f"{b['gemm_tflops'] * 1e3:10.1f} {b['gemm_fraction_of_matmul_rate']:8.1%}"
+            )
     if args.out is not None:
         atomic_write_json(args.out, results)
         print(f"wrote {args.out}")

@@ -99,8 +99,10 @@ class Trainer:
             num_layers=getattr(self.raw_model, "num_layers", None),
             layer_id=layer_id if layer_decay != 1.0 else None,
         )
-        # The fused CUDA kernel updates all parameters in a few launches; CPU keeps PyTorch's default.
-        fused = True if self.device.type == "cuda" else None
+        # PyTorch's fused AdamW (CUDA and CPU) reads each parameter's state once per step: on CPU
+        # the optimiser step is 2.7x faster than the default per-parameter loop (ViT-S, 22.7M
+        # parameters: 15 against 42 ms), a ViT-S/B training step 6-9% (benchmarks/README.md).
+        fused = True if self.device.type in ("cuda", "cpu") else None
         self.optimizer = build_adamw(groups, self.lr, betas=tuple(optim.betas), eps=optim.eps, fused=fused)
         self.precision = Precision(config.runtime.precision, self.device)
         wd_end = optim.weight_decay if optim.weight_decay_end is None else optim.weight_decay_end
