@@ -10,8 +10,8 @@ run folder under OUT keeps its config.yaml and logs. Rerunning the same command 
 already done and continues an interrupted one. Writes OUT/results.json, OUT/results.md and
 OUT/figures/*.png (losses, accuracies, trajectories), and prints the results table.
 
-  mme demo                     # about 10 minutes on 2 CPU cores, into demo_out/
-  mme demo --quick --out /tmp/d  # every stage at toy size, under 2 minutes (numbers meaningless)
+  mme demo                     # about 4 minutes on 2 CPU cores, into demo_out/
+  mme demo --quick --out /tmp/d  # every stage at toy size, under a minute (numbers meaningless)
 
 See docs/demo.md.
 """
@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 
 NAME = "demo"
-HELP = "MME vs pixel pre-training vs none on synthetic motion videos, with figures (CPU, ~10 min)"
+HELP = "MME vs pixel pre-training vs none on synthetic motion videos, with figures (CPU, ~4 min on 2 cores)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
