@@ -68,10 +68,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--breakdown",
         action="store_true",
         help="profile one more step per run: time shares (GEMMs, attention, optimiser, rest) and the "
-        "rate the step's own GEMMs reach, which bounds the whole step's fraction of the GEMM rate",
+        "rate the step's own GEMMs reach, which bounds the whole step's fraction of the GEMM rate "
+        "(CPU only: it reads the profiler's CPU times)",
     )
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
+    if args.breakdown and args.device != "cpu":
+        parser.error("--breakdown reads the profiler's CPU times; it is for --device cpu only")
     if args.quick:
         args.warmup, args.iters = 1, 2
     return args
