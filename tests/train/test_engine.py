@@ -12,10 +12,12 @@ from mme.train.optim import build_adamw, param_groups
 from mme.train.schedule import CosineSchedule
 
 
-def _setup(update_freq: int, precision: str = "fp32", clip_grad: float | None = None):
+def _setup(
+    update_freq: int, precision: str = "fp32", clip_grad: float | None = None, fused: bool | None = None
+):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 8), nn.GELU(), nn.Linear(8, 3))
-    optimizer = build_adamw(param_groups(model, weight_decay=0.05), lr=1e-2, betas=(0.9, 0.95))
+    optimizer = build_adamw(param_groups(model, weight_decay=0.05), lr=1e-2, betas=(0.9, 0.95), fused=fused)
     schedule = CosineSchedule(base=1e-2, final=1e-3, total_steps=10, warmup_steps=2)
     weight_decay = CosineSchedule(base=0.05, final=0.1, total_steps=10)
     updater = Updater(model, optimizer, Precision(precision, torch.device("cpu")), schedule, weight_decay,
@@ -29,12 +31,13 @@ def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, precision: Precisi
     return nn.functional.cross_entropy(out.float(), y)
 
 
-def test_two_accumulated_halves_equal_one_full_batch():
+@pytest.mark.parametrize("fused", [None, True], ids=["loop", "fused"])  # the trainer uses fused
+def test_two_accumulated_halves_equal_one_full_batch(fused):
     generator = torch.Generator().manual_seed(1)
     batches = [(torch.randn(8, 6, generator=generator), torch.randint(0, 3, (8,), generator=generator))
                for _ in range(3)]  # fmt: skip
-    full, full_updater = _setup(update_freq=1, clip_grad=1.0)
-    half, half_updater = _setup(update_freq=2, clip_grad=1.0)
+    full, full_updater = _setup(update_freq=1, clip_grad=1.0, fused=fused)
+    half, half_updater = _setup(update_freq=2, clip_grad=1.0, fused=fused)
     for x, y in batches:
         assert full_updater.backward(_loss(full, x, y, full_updater.precision))
         for part in (slice(0, 4), slice(4, 8)):
@@ -56,9 +59,11 @@ def test_set_step_resumes_the_schedules():
     assert {g["lr"] for g in updater.optimizer.param_groups} == {updater.lr}
 
 
+@pytest.mark.parametrize("fused", [None, True], ids=["loop", "fused"])
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_mixed_precision_steps_reduce_the_loss(precision):
-    model, updater = _setup(update_freq=1, precision=precision)
+def test_mixed_precision_steps_reduce_the_loss(precision, fused):
+    # with clipping: fp16's GradScaler unscales before the clip, then steps the fused kernel
+    model, updater = _setup(update_freq=1, precision=precision, clip_grad=1.0, fused=fused)
     assert (updater.precision.scaler is not None) == (precision == "fp16")
     x, y = torch.randn(16, 6, generator=torch.Generator().manual_seed(2)), torch.arange(16) % 3
     with updater.precision.autocast():
