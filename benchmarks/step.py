@@ -198,8 +198,9 @@ def forward_flops(model: torch.nn.Module, clip: torch.Tensor, mask: torch.Tensor
     return flops
 
 
-GEMM_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::_addmm_activation",
-            "aten::mkldnn_convolution", "aten::convolution_backward")  # fmt: skip
+# aten ops that are GEMMs, by the names FlopCounterMode and the profiler (after "aten::") use.
+GEMM_OPS = {"mm", "addmm", "bmm", "baddbmm", "_addmm_activation",
+            "convolution", "mkldnn_convolution", "convolution_backward"}  # fmt: skip
 
 
 def step_breakdown(runner: StepRunner) -> dict:
@@ -213,11 +214,10 @@ def step_breakdown(runner: StepRunner) -> dict:
     """
     with FlopCounterMode(display=False) as counter:
         runner.step()
-    gemm_names = {"mm", "addmm", "bmm", "baddbmm", "_addmm_activation", "convolution", "convolution_backward"}
     gemm_flops = sum(
         count
         for op, count in counter.get_flop_counts().get("Global", {}).items()
-        if str(op).split(".")[-1] in gemm_names
+        if str(op).split(".")[-1] in GEMM_OPS
     )
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         wall = runner.step()
@@ -226,7 +226,7 @@ def step_breakdown(runner: StepRunner) -> dict:
     for event in prof.key_averages():
         self_s = event.self_cpu_time_total / 1e6
         total += self_s
-        if event.key in GEMM_OPS:
+        if event.key.removeprefix("aten::") in GEMM_OPS:
             seconds["gemm"] += self_s
         elif "scaled_dot_product" in event.key or "flash_attention" in event.key:
             seconds["attention"] += self_s
