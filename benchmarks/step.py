@@ -37,6 +37,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline_vit import PlainPretrainModel
 from mme.models import create_model
+from mme.train.optim import fused_adamw_for
 from mme.utils.atomic import atomic_write_json
 from mme.utils.logging import Progress
 
@@ -262,7 +263,7 @@ class StepRunner:
         }
         # mme steps with the trainer's optimiser (fused AdamW, on CPU too); the baseline with
         # PyTorch's default AdamW (a loop over parameters on CPU), as VideoMAE's training does.
-        fused = True if impl.startswith("mme") and device.type in ("cpu", "cuda") else None
+        fused = fused_adamw_for(device) if impl.startswith("mme") else None
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=1.5e-4, betas=(0.9, 0.95), weight_decay=0.05, fused=fused
         )
