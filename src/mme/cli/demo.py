@@ -11,7 +11,7 @@ already done and continues an interrupted one. Writes OUT/results.json, OUT/resu
 OUT/figures/*.png (losses, accuracies, trajectories), and prints the results table.
 
   mme demo                     # about 4 minutes on 2 CPU cores, into demo_out/
-  mme demo --quick --out /tmp/d  # every stage at toy size, under a minute (numbers meaningless)
+  mme demo --quick --out /tmp/d  # every stage at toy size, ~15 s (a smoke test; numbers meaningless)
 
 See docs/demo.md.
 """
@@ -27,7 +27,7 @@ HELP = "MME vs pixel pre-training vs none on synthetic motion videos, with figur
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     parser.add_argument(
-        "--quick", action="store_true", help="toy sizes: every stage in under 2 minutes (a smoke test)"
+        "--quick", action="store_true", help="toy sizes: every stage in ~15 s on 2 cores (a smoke test; numbers meaningless)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the data and of every job (default 0)")
 

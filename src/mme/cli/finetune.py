@@ -4,7 +4,8 @@ RandAugment, repeated augmentation), validate each epoch, test with multiple vie
 Single process:   mme finetune --config configs/synthetic/finetune.yaml \\
                       --set model.init_from=runs/pt/model --set runtime.output_dir=runs/ft
 Multi-GPU / node: torchrun --nproc_per_node 8 -m mme.cli.main finetune \\
-                      --config configs/finetune/ssv2_from_k400_vitb.yaml
+                      --config configs/finetune/ssv2_vitb.yaml \\
+                      --set model.init_from=runs/pretrain/k400_vitb_800ep/model
 Resume:           add --resume auto.
 See docs/training.md.
 """

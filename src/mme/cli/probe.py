@@ -1,7 +1,7 @@
 """Linear probe of a frozen pre-trained encoder: features cached once, a BatchNorm + linear head
 trained on them, val top-1 reported; the probe is saved as a classifier `mme eval` can test.
 
-    mme probe --config configs/probe/k400_vitb.yaml --set model.init_from=runs/pt/model \\
+    mme probe --config configs/probe/ucf101_vitb.yaml --set model.init_from=runs/pt/model \\
               --set runtime.output_dir=runs/probe
 """
 
