@@ -27,7 +27,9 @@ HELP = "MME vs pixel pre-training vs none on synthetic motion videos, with figur
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     parser.add_argument(
-        "--quick", action="store_true", help="toy sizes: every stage in ~15 s on 2 cores (a smoke test; numbers meaningless)"
+        "--quick",
+        action="store_true",
+        help="toy sizes: every stage in ~15 s on 2 cores (a smoke test; numbers meaningless)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the data and of every job (default 0)")
 
