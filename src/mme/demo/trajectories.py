@@ -2,20 +2,38 @@
 
 For one clip of a video (the centred clip, centre crop, as in validation) this computes the
 target trajectories exactly as pre-training does (``mme.motion.dense_clip_trajectories`` on the
-network-input frames, then ``mme.objectives`` builds the per-token target), hides patches with a
-tube mask, runs the pre-training model and draws:
+network-input frames, then ``mme.objectives.build_targets`` builds the per-token target with the
+run's ``targets`` settings), hides patches with a tube mask, runs the pre-training model and draws:
 
 - top row: the raw frames ``r_k .. r_k+L`` of one tubelet with every tracked point's target
-  trajectory so far (patches hidden from the encoder outlined);
-- bottom row, masked patches only: the target, the model's prediction, and both overlaid.
+  trajectory so far, in pixels (patches hidden from the encoder outlined);
+- bottom row, masked patches only: the *normalised* target, the model's prediction, and both
+  overlaid, all in the space the model is trained in.
 
-Predictions of the released recipe are *patch-std normalised* like the target (per token,
-coordinate and step: minus the mean over the patch's points, over their std). To draw them in
-pixels they are un-normalised with the target's per-token mean and std — what VideoMAE's
-visualisation does for normalised pixels — so a patch's mean motion and its scale come from the
-target, and what the picture shows of the model is how the points move *relative to each other*.
-The numbers returned (and printed in the caption) compare the model's endpoint error with the
-error of predicting zeros (= the patch's mean motion for every point).
+Why the normalised space: the released recipe's target is patch-std normalised (per token,
+coordinate and step: minus the mean over the patch's points, over their std, as
+``targets.traj_norm`` says; ``mme.objectives.build_targets`` builds it). Drawing a prediction in
+pixels needs that mean and std, and only the target has them; borrowing them gives every
+predicted patch the target's mean motion and scale, so an untrained decoder draws plausible
+tracks and a trained model looks like an untrained one. In the normalised space a drawn
+prediction is the head's output and nothing else. With patch-std targets the bottom row shows
+each point's motion *relative to its patch's mean*, in units of the std the target divides by
+(one unit per step drawn ``patch / (3 L)`` pixels); with ``traj_norm=none`` the normalised
+target is the displacement over ``max_displacement``, drawn in pixels like the top row.
+
+The numbers (figure title, the command's output, ``<out>.json`` beside the PNG) are the
+pre-training loss on the clip's masked tokens (``mme.objectives.masked_loss``: squared error
+summed over the token's values, weighted by trajectory validity) of the model and of predicting
+zeros, a baseline that never sees the video: every point moving with its patch's mean motion
+for patch-std targets, no motion for ``none``. The context-free floor of ``mme.demo.floors``
+predicts the training set's mean target instead, which needs the training set and is at most
+the zeros loss; for patch-std targets (zero mean over a patch's points by construction) the two
+are close (docs/demo.md measures both).
+
+A checkpoint without a pre-training decoder for the ``traj`` head (a fine-tuned classifier, an
+encoder-only export) is refused: its predictions would come from a newly initialised decoder.
+``allow_random_decoder=True`` (``--allow-random-decoder``) draws them anyway, and the figure
+says "RANDOM DECODER" in its title.
 
 ``mme visualize --checkpoint PT --video FILE --out PNG`` calls :func:`trajectory_figure`.
 """
@@ -38,12 +56,15 @@ from mme.data.transforms import normalize_clip, to_clip_tensor
 from mme.errors import CheckpointError, ConfigError, DataError
 from mme.io.video import open_video
 from mme.motion import TrajectoryConfig, dense_clip_trajectories
-from mme.objectives import TargetConfig, build_targets, grid_to_tokens
+from mme.objectives import TargetConfig, build_targets, grid_to_tokens, masked_loss
+from mme.utils.atomic import atomic_write_json
 from mme.utils.logging import get_logger
 
 _log = get_logger("mme.demo")
 TARGET_COLOUR = "#b6ff1c"  # yellow-green
 PREDICTION_COLOUR = "#ff2bd6"  # magenta
+WARNING_COLOUR = "#d62728"  # red: the random-decoder banner
+HEAD = "traj"
 
 
 @dataclass
@@ -58,20 +79,35 @@ class PictureSettings:
 
 
 @dataclass
+class ClipInputs:
+    """What pre-training would give the model for one clip: a batch of one, its mask and targets."""
+
+    batch: dict[str, torch.Tensor]  # "clip" (normalised), "traj_disp", "traj_valid"
+    mask: torch.Tensor  # bool (1, N), True = hidden from the encoder
+    targets: TargetConfig  # the run's target settings, at the model's patch and tubelet size
+    dense_frames: np.ndarray  # uint8 (K, L+1, H, W, 3): frames r_k .. r_k+L, network geometry
+    frame_indices: np.ndarray  # (K, L+1) raw frame numbers r_k + t
+    grid: tuple[int, int, int]  # (K, Hp, Wp) tokens
+
+
+@dataclass
 class TrajectorySample:
-    """One clip's trajectories, per token: ``(N, 2, L, P)`` displacements in input pixels."""
+    """One clip's trajectories per token, ``(N, 2, L, P)`` (coordinate, step, point)."""
 
     dense_frames: np.ndarray  # uint8 (K, L+1, H, W, 3): frames r_k .. r_k+L, network geometry
     mask: np.ndarray  # bool (N,), True = hidden from the encoder
     target: np.ndarray  # float (N, 2, L, P): target displacements (clamped), pixels
+    target_norm: np.ndarray  # float (N, 2, L, P): the target the model is trained on
     valid: np.ndarray  # bool (N, L, P): the point is inside the frame after step t
-    predicted: np.ndarray  # float (N, 2, L, P): un-normalised prediction (NaN where visible)
+    weight: np.ndarray  # float (N,): the token's weight in the loss (trajectory validity)
+    predicted: np.ndarray  # float (N, 2, L, P): the model's output, normalised (NaN where visible)
     grid: tuple[int, int, int]  # (K, Hp, Wp) tokens
     patch: int
     points_per_side: int
     traj_stride: int
     frame_indices: np.ndarray  # (K, L+1) raw frame numbers r_k + t
     normalisation: str
+    max_displacement: float
 
 
 def settings_from_run(checkpoint: str | os.PathLike[str]) -> PictureSettings | None:
@@ -108,31 +144,56 @@ def settings_from_run(checkpoint: str | os.PathLike[str]) -> PictureSettings | N
     )
 
 
-def load_traj_model(checkpoint: str | os.PathLike[str]) -> torch.nn.Module:
-    """A pre-training model with a ``traj`` head (any layout mme reads), in eval mode."""
+def load_traj_model(
+    checkpoint: str | os.PathLike[str], allow_random_decoder: bool = False
+) -> tuple[torch.nn.Module, list[str]]:
+    """A pre-training model with a ``traj`` head (any layout mme reads), in eval mode, and the
+    names of the tensors its ``traj`` predictions depend on that the checkpoint did not hold
+    (newly initialised: empty for a pre-training checkpoint).
+
+    Raises CheckpointError when there are such tensors, unless ``allow_random_decoder``.
+    """
     from mme.models import load_pretrain_model_with_report
+    from mme.models.report import group_names
 
     model, report = load_pretrain_model_with_report(checkpoint)
     _log.info(report.summary())
-    if "traj" not in model.head_names:
+    if HEAD not in model.head_names:
         raise CheckpointError(
             f"{checkpoint} has no 'traj' head (heads: {', '.join(model.head_names)}); the trajectory "
             "picture needs an MME pre-training checkpoint"
         )
-    return model.eval()
+    random = random_decoder_tensors(report.new)
+    if random and not allow_random_decoder:
+        raise CheckpointError(
+            f"{checkpoint} holds no pre-training decoder for the 'traj' head (newly initialised: "
+            f"{group_names(random)}); a random decoder's predictions say nothing about the checkpoint. "
+            "Give an MME pre-training checkpoint, or pass --allow-random-decoder "
+            "(allow_random_decoder=True) to draw them anyway"
+        )
+    return model.eval(), random
 
 
-@torch.no_grad()
-def predict_trajectories(
-    model: torch.nn.Module,
+def random_decoder_tensors(new: list[str]) -> list[str]:
+    """Of the model tensors a checkpoint did not provide (``LoadReport.new``), those the ``traj``
+    prediction goes through after the encoder: decoder, mask token, projection, ``traj`` head."""
+    own_head = f"heads.{HEAD}."
+    return [
+        name
+        for name in new
+        if not name.startswith("encoder.") and (name.startswith(own_head) or not name.startswith("heads."))
+    ]
+
+
+def clip_inputs(
     video: str | os.PathLike[str],
     settings: PictureSettings,
+    encoder: Any,
     start: int | None = None,
     seed: int = 0,
-) -> TrajectorySample:
-    """Targets and (un-normalised) predictions for the clip of ``video`` starting at ``start``
-    (None: the centred clip)."""
-    encoder = model.config.encoder
+) -> ClipInputs:
+    """The clip of ``video`` starting at ``start`` (None: centred), tracked and masked as
+    pre-training does, for a model whose encoder config is ``encoder``."""
     frames_per_clip, size = encoder.num_frames, encoder.img_size
     patch, tubelet = encoder.patch_size, encoder.tubelet_size
     targets = dataclasses.replace(settings.targets, patch_size=patch, tubelet_size=tubelet)
@@ -140,11 +201,17 @@ def predict_trajectories(
         raise ConfigError(
             f"targets.traj_steps={targets.traj_steps} must equal traj.steps={settings.traj.steps}"
         )
-    steps = settings.traj.steps
     with open_video(video) as reader:
-        total = reader.num_frames
         try:
-            indices = stride_clip(total, frames_per_clip, settings.stride, None, steps, tubelet, start=start)
+            indices = stride_clip(
+                reader.num_frames,
+                frames_per_clip,
+                settings.stride,
+                None,
+                settings.traj.steps,
+                tubelet,
+                start=start,
+            )
         except ValueError as error:
             raise DataError(f"{video}: {error}") from None
         unique, frame_pos, dense_pos = indices.union()
@@ -156,45 +223,84 @@ def predict_trajectories(
     disp, valid = dense_clip_trajectories(frames[used], local.reshape(dense_pos.shape), settings.traj)
     grid = (frames_per_clip // tubelet, size // patch, size // patch)
     mask = MaskGenerator(grid, settings.mask_ratio, settings.mask_type)(np.random.default_rng(seed))
-    batch = {"clip": clip, "traj_disp": disp[None], "traj_valid": valid[None]}
-
-    raw_config = dataclasses.replace(targets, traj_norm="none")
-    raw = build_targets(["traj"], batch, raw_config)["traj"][0][0] * targets.max_displacement
-    raw = raw.reshape(-1, 2, steps, targets.traj_points)  # (N, 2, L, P): c * L * P + t * P + p
-    prediction = model(clip, mask[None])["traj"][0]  # (M, 2 * L * P)
-    predicted = torch.full_like(raw, float("nan"))
-    predicted[mask] = unnormalise(prediction, raw[mask], targets)
-    per_side = patch // targets.traj_stride
-    valid_tokens = grid_to_tokens(valid.permute(0, 2, 3, 1)[None], per_side)[0]  # (N, P, L)
-    return TrajectorySample(
+    return ClipInputs(
+        batch={"clip": clip, "traj_disp": disp[None], "traj_valid": valid[None]},
+        mask=mask[None],
+        targets=targets,
         dense_frames=frames[dense_pos],
-        mask=mask.numpy(),
-        target=raw.numpy(),
-        valid=valid_tokens.permute(0, 2, 1).numpy(),
-        predicted=predicted.numpy(),
-        grid=grid,
-        patch=patch,
-        points_per_side=per_side,
-        traj_stride=targets.traj_stride,
         frame_indices=indices.dense,
-        normalisation=targets.traj_norm,
+        grid=grid,
     )
 
 
-def unnormalise(prediction: torch.Tensor, raw: torch.Tensor, targets: TargetConfig) -> torch.Tensor:
-    """Trajectory predictions ``(M, 2 * L * P)`` (the ``traj`` head's layout) → pixels ``(M, 2, L, P)``.
+def compare(inputs: ClipInputs, prediction: torch.Tensor) -> TrajectorySample:
+    """The clip's targets beside ``prediction`` ``(M, 2 * L * P)``: the ``traj`` head's output
+    for the masked tokens, kept as it is (normalised, like the target it is trained on)."""
+    targets = inputs.targets
+    steps, points = targets.traj_steps, targets.traj_points
+    values, weight = build_targets([HEAD], inputs.batch, targets)[HEAD]
+    raw_config = dataclasses.replace(targets, traj_norm="none")
+    raw = build_targets([HEAD], inputs.batch, raw_config)[HEAD][0][0] * targets.max_displacement
+    shape = (-1, 2, steps, points)  # index c * L * P + t * P + p (mme.objectives.targets)
+    mask = inputs.mask[0]
+    predicted = torch.full_like(values[0], float("nan"))
+    predicted[mask] = prediction.to(predicted.dtype)
+    per_side = targets.patch_size // targets.traj_stride
+    valid = inputs.batch["traj_valid"][0]  # (K, L, Gh, Gw)
+    valid_tokens = grid_to_tokens(valid.permute(0, 2, 3, 1)[None], per_side)[0]  # (N, P, L)
+    return TrajectorySample(
+        dense_frames=inputs.dense_frames,
+        mask=mask.numpy(),
+        target=raw.reshape(shape).numpy(),
+        target_norm=values[0].reshape(shape).numpy(),
+        valid=valid_tokens.permute(0, 2, 1).numpy(),
+        weight=weight[0].numpy(),  # the traj builder always weights by validity
+        predicted=predicted.reshape(shape).numpy(),
+        grid=inputs.grid,
+        patch=targets.patch_size,
+        points_per_side=per_side,
+        traj_stride=targets.traj_stride,
+        frame_indices=inputs.frame_indices,
+        normalisation=targets.traj_norm,
+        max_displacement=targets.max_displacement,
+    )
 
-    ``raw``: the same tokens' target displacements in pixels ``(M, 2, L, P)``. With ``patch_std``
-    the prediction is scaled by the target's std over the token's points and shifted by their
-    mean (per coordinate and step), the inverse of the target's normalisation; with ``none`` it
-    is multiplied back by ``max_displacement``.
-    """
-    prediction = prediction.reshape(raw.shape)
-    if targets.traj_norm == "patch_std":
-        mean = raw.mean(dim=-1, keepdim=True)
-        std = raw.std(dim=-1, keepdim=True, unbiased=True)
-        return prediction * (std + targets.eps) + mean
-    return prediction * targets.max_displacement
+
+@torch.no_grad()
+def predict_trajectories(
+    model: torch.nn.Module,
+    video: str | os.PathLike[str],
+    settings: PictureSettings,
+    start: int | None = None,
+    seed: int = 0,
+) -> TrajectorySample:
+    """Targets and the model's (normalised) predictions for the clip of ``video`` starting at
+    ``start`` (None: the centred clip)."""
+    inputs = clip_inputs(video, settings, model.config.encoder, start=start, seed=seed)
+    prediction = model(inputs.batch["clip"], inputs.mask)[HEAD][0]  # (M, 2 * L * P)
+    return compare(inputs, prediction)
+
+
+def prediction_losses(sample: TrajectorySample) -> dict[str, Any]:
+    """The pre-training loss on the clip's masked tokens (``mme.objectives.masked_loss``) of the
+    model and of predicting zeros (a baseline that never sees the video), in the normalised
+    target space. A model that learnt nothing from the visible patches gets no lower than the
+    context-free floor (``mme.demo.floors``), which for patch-std targets is about ``zeros``."""
+    mask = torch.from_numpy(sample.mask)[None]
+    target = torch.from_numpy(sample.target_norm).flatten(1)[None]
+    weight = torch.from_numpy(sample.weight)[None]
+    masked = int(mask.sum())
+    model = torch.from_numpy(sample.predicted[sample.mask]).reshape(1, masked, -1)
+    losses = {
+        name: float(masked_loss({HEAD: prediction}, {HEAD: (target, weight)}, mask)[1][HEAD])
+        for name, prediction in (("model", model), ("zeros", torch.zeros_like(model)))
+    }
+    return {
+        **losses,
+        "space": f"normalised traj target ({sample.normalisation})",
+        "masked_tokens": masked,
+        "weighted_tokens": float(sample.weight[sample.mask].sum()),
+    }
 
 
 def seed_positions(sample: TrajectorySample) -> np.ndarray:
@@ -216,23 +322,17 @@ def paths(sample: TrajectorySample, displacements: np.ndarray, magnify: float) -
     return seed_positions(sample)[:, :, None, :] + magnify * offsets
 
 
-def endpoint_errors(sample: TrajectorySample) -> dict[str, float]:
-    """Mean endpoint error (pixels) over the masked tokens' valid points: the model, and zeros
-    (the normalised prediction 0, i.e. every point moving with its patch's mean)."""
-    masked = sample.mask & sample.valid[:, -1].any(axis=1)
-    if not masked.any():
-        return {"model": float("nan"), "patch_mean": float("nan"), "points": 0}
-    valid = sample.valid[masked, -1]  # (M, P): valid at the end
-    target = sample.target[masked].sum(axis=2)  # (M, 2, P): endpoint offsets
-    predicted = sample.predicted[masked].sum(axis=2)
-    mean = target.mean(axis=2, keepdims=True) if sample.normalisation == "patch_std" else 0.0
-    model_error = np.linalg.norm(predicted - target, axis=1)[valid]
-    zero_error = np.linalg.norm(mean - target, axis=1)[valid]
-    return {
-        "model": float(model_error.mean()),
-        "patch_mean": float(zero_error.mean()),
-        "points": int(valid.sum()),
-    }
+def normalised_scale(sample: TrajectorySample, magnify: float) -> float:
+    """Pixels drawn per unit of the normalised target and step (bottom row).
+
+    ``none``: the unit is ``max_displacement`` pixels, drawn like the top row (x ``magnify``).
+    ``patch_std*``: the unit is the patch's std, which only the target knows, so one fixed scale
+    for every patch: a point moving one std every step ends a third of a patch from its seed.
+    """
+    if sample.normalisation == "none":
+        return sample.max_displacement * magnify
+    steps = sample.target.shape[2]
+    return sample.patch / (3 * steps)
 
 
 def _auto_magnify(sample: TrajectorySample) -> float:
@@ -260,8 +360,12 @@ def draw_trajectory_figure(
     tubelet: int | None = None,
     magnify: float | None = None,
     title: str | None = None,
+    random_decoder: bool = False,
 ) -> dict[str, Any]:
-    """Draw ``sample`` (see module docstring) into a PNG; returns what was drawn and the errors."""
+    """Draw ``sample`` (see module docstring) into a PNG; returns what was drawn and the losses.
+
+    ``random_decoder``: the prediction comes from a newly initialised decoder; the title says so.
+    """
     from matplotlib import patheffects
     from matplotlib.patches import Rectangle
 
@@ -272,20 +376,24 @@ def draw_trajectory_figure(
     if not 0 <= k < tubelets:
         raise ConfigError(f"tubelet must be in [0, {tubelets - 1}], got {tubelet}")
     scale = _auto_magnify(sample) if magnify is None else float(magnify)
+    unit = normalised_scale(sample, scale)
     tokens = np.arange(k * rows * cols, (k + 1) * rows * cols)
-    target_paths = paths(sample, sample.target, scale)[tokens]  # (n, P, L+1, 2)
-    predicted_paths = paths(sample, np.nan_to_num(sample.predicted), scale)[tokens]
+    target_paths = paths(sample, sample.target, scale)[tokens]  # (n, P, L+1, 2), pixels
+    normalised_paths = paths(sample, sample.target_norm, unit)[tokens]
+    predicted_paths = paths(sample, np.nan_to_num(sample.predicted), unit)[tokens]
     valid = sample.valid[tokens]  # (n, L, P)
     masked = sample.mask[tokens]
     frames = sample.dense_frames[k]  # (L+1, H, W, 3)
     steps = frames.shape[0] - 1
     height, width = frames.shape[1:3]
-    errors = endpoint_errors(sample)
+    losses = prediction_losses(sample)
+    who = "random decoder" if random_decoder else "model"
 
     panels = steps + 1
     figure = new_figure(2.2 * panels, 2.2 * 2 + 0.5)
     axes = figure.subplots(2, panels, squeeze=False)
-    figure.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=0.9, wspace=0.04, hspace=0.12)
+    top = 0.78 if random_decoder else 0.84  # room for the title's lines (3 with the banner)
+    figure.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=top, wspace=0.04, hspace=0.16)
     extent = (-0.5, width - 0.5, height - 0.5, -0.5)
 
     def dim_visible(ax: Any) -> None:
@@ -313,9 +421,9 @@ def draw_trajectory_figure(
         raw = int(sample.frame_indices[k, t])
         ax.set_title(f"raw frame {raw} (r$_k$+{t})" if t else f"raw frame {raw} (r$_k$, k={k})", fontsize=8)
     bottom = (
-        ("masked patches: target", ((TARGET_COLOUR, target_paths),)),
-        ("masked patches: MME prediction", ((PREDICTION_COLOUR, predicted_paths),)),
-        ("target and prediction", ((TARGET_COLOUR, target_paths), (PREDICTION_COLOUR, predicted_paths))),
+        (f"normalised target (zeros: loss {losses['zeros']:.3g})", ((TARGET_COLOUR, normalised_paths),)),
+        (f"{who} prediction: loss {losses['model']:.3g}", ((PREDICTION_COLOUR, predicted_paths),)),
+        ("target and prediction", ((TARGET_COLOUR, normalised_paths), (PREDICTION_COLOUR, predicted_paths))),
     )
     for t in range(panels):
         ax = axes[1, t]
@@ -327,35 +435,63 @@ def draw_trajectory_figure(
         dim_visible(ax)
         for colour, positions in layers:
             draw_paths(ax, positions, masked, steps, colour)
-        ax.set_title(name, fontsize=8)
+        ax.set_title(name, fontsize=8, color=WARNING_COLOUR if random_decoder and t else "black")
     for ax in axes.flat:
         ax.set_xlim(extent[0], extent[1])
         ax.set_ylim(extent[2], extent[3])
         ax.set_xticks([])
         ax.set_yticks([])
-    if sample.normalisation == "patch_std":
+    if sample.normalisation != "none":
         how = (
-            "The model predicts patch-std normalised trajectories (per token, coordinate and step: "
-            "minus the mean over the patch's points, over their std); they are drawn in pixels by "
-            "un-normalising with the target's per-token mean and std (as VideoMAE's visualisation "
-            "does for pixels): a patch's mean motion and scale come from the target, the prediction "
-            "shows how its points move relative to each other."
+            f"The target is {sample.normalisation} normalised (per patch, coordinate and step: "
+            "minus the mean over the patch's points, over their std). Bottom row: the normalised "
+            "target and the model's output as they are, i.e. each point's motion relative to its "
+            f"patch's mean in units of the patch's std, one unit per step drawn {unit:.3g} px. "
+            "Nothing of the target is used to draw the prediction."
         )
     else:
-        how = "Predictions are in units of the maximum displacement and drawn scaled back to pixels."
+        how = (
+            f"The target is the displacement over max_displacement={sample.max_displacement:g} px; "
+            f"the bottom row draws target and output in pixels x{scale:g}."
+        )
     caption = (
-        f"Top: frames r_k..r_k+{steps} of tubelet {k} with the target trajectories (green; points "
-        f"every {sample.traj_stride} px, tracked with optical flow); bright squares: patches hidden "
-        f"from the encoder, dark: visible. Bottom: the masked patches on frame r_k, target (green) "
-        f"and the model's prediction (magenta). {how} Displacements "
-        f"drawn x{scale:g}. Mean endpoint error over the masked points of the clip: model "
-        f"{errors['model']:.2f} px, patch-mean motion {errors['patch_mean']:.2f} px."
+        f"Top: frames r_k..r_k+{steps} of tubelet {k} with the target trajectories in pixels (green; "
+        f"points every {sample.traj_stride} px, tracked with optical flow; displacements drawn "
+        f"x{scale:g}); bright squares: patches hidden from the encoder, dark: visible. Bottom: the "
+        f"masked patches on frame r_k, target (green) and the {who}'s prediction (magenta). {how} "
+        f"Pre-training loss over the clip's {losses['masked_tokens']} masked tokens: {who} "
+        f"{losses['model']:.4g}; predicting zeros (never sees the video: "
+        f"{_zeros_meaning(sample.normalisation)}) {losses['zeros']:.4g}."
     )
-    if title:
-        figure.suptitle(title, fontsize=10)
+    headline = f"loss on masked tokens: {who} {losses['model']:.4g} vs zeros baseline {losses['zeros']:.4g}"
+    if random_decoder:
+        figure.suptitle(
+            "RANDOM DECODER: the checkpoint has no pre-training decoder; these predictions are "
+            f"untrained\n{title or ''}\n{headline}",
+            fontsize=11,
+            color=WARNING_COLOUR,
+            fontweight="bold",
+        )
+    else:
+        figure.suptitle(f"{title}\n{headline}" if title else headline, fontsize=10)
     figure.text(0.01, 0.0, caption, fontsize=7.5, ha="left", va="top", wrap=True)
     save_png(figure, Path(out))
-    return {"path": str(out), "tubelet": k, "magnify": scale, "endpoint_error": errors}
+    return {
+        "path": str(out),
+        "tubelet": k,
+        "magnify": scale,
+        "normalised_unit_px": unit,
+        "normalisation": sample.normalisation,
+        "random_decoder": random_decoder,
+        "loss": losses,
+        "baseline": f"zeros: {_zeros_meaning(sample.normalisation)}",
+    }
+
+
+def _zeros_meaning(normalisation: str) -> str:
+    if normalisation == "none":
+        return "no motion"
+    return "every point moves with its patch's mean motion"
 
 
 def trajectory_figure(
@@ -368,18 +504,40 @@ def trajectory_figure(
     tubelet: int | None = None,
     seed: int = 0,
     magnify: float | None = None,
+    allow_random_decoder: bool = False,
 ) -> dict[str, Any]:
-    """The trajectory picture of ``video`` for an MME pre-training ``checkpoint``, saved to ``out``.
+    """The trajectory picture of ``video`` for an MME pre-training ``checkpoint``, saved to ``out``,
+    with what it shows (losses included) in ``out`` with suffix ``.json``.
 
     ``settings`` default to the checkpoint's own run (:func:`settings_from_run`), else to the
     released recipe's (stride 4, mask 0.7 tube, default trajectories). ``start``: first raw frame
     of the clip (None: centred); ``tubelet``: which tubelet to draw (None: the one whose masked
-    patches move most); ``magnify``: displacement scale for drawing (None: automatic).
+    patches move most); ``magnify``: displacement scale for drawing pixels (None: automatic).
+    ``allow_random_decoder``: draw a checkpoint without a pre-training decoder (else
+    CheckpointError); the figure then says "RANDOM DECODER" (decoder drawn with ``seed``).
     """
     if not Path(video).is_file():
         raise DataError(f"video {video} does not exist")
-    model = load_traj_model(checkpoint)
+    if Path(out).suffix == ".json":
+        raise ConfigError(f"out {out}: the picture is a PNG; its numbers go to the .json beside it")
+    # A random decoder is drawn from torch's RNG: seed it, so the figure is the same on every run
+    # and whatever the process drew before, and give the caller its RNG state back.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model, random = load_traj_model(checkpoint, allow_random_decoder)
+    if random:
+        _log.warning("%s: drawing the predictions of a RANDOM decoder (--allow-random-decoder)", checkpoint)
     settings = settings or settings_from_run(checkpoint) or PictureSettings()
     sample = predict_trajectories(model, video, settings, start=start, seed=seed)
     title = f"{Path(video).name}: MME trajectory targets and predictions ({Path(checkpoint).name})"
-    return draw_trajectory_figure(sample, out, tubelet=tubelet, magnify=magnify, title=title)
+    info = draw_trajectory_figure(
+        sample, out, tubelet=tubelet, magnify=magnify, title=title, random_decoder=bool(random)
+    )
+    info = {
+        **info,
+        "json": str(Path(out).with_suffix(".json")),
+        "checkpoint": str(checkpoint),
+        "video": str(video),
+    }
+    atomic_write_json(info["json"], info)
+    return info
