@@ -61,3 +61,24 @@ def test_convert_refuses_to_overwrite_and_reports_errors(tmp_path, capsys, monke
     err = capsys.readouterr().err
     assert "junk.bin" in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dst", "junk.bin", "src"]
+
+
+def test_convert_to_hf_writes_class_names_and_preprocessing(tmp_path):
+    from mme.models import model_config_dict
+
+    model = tiny_classifier()
+    model.class_names = ["up", "down", "left", "right", "still"]
+    checkpoint = {"model": model.state_dict(), "model_config": model_config_dict(model)}
+    torch.save(checkpoint, tmp_path / "best.pt")  # what `mme finetune` writes, reduced to its model
+
+    assert main(["convert", str(tmp_path / "best.pt"), str(tmp_path / "hf"), "--to", "hf"]) == 0
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert config["id2label"] == {"0": "up", "1": "down", "2": "left", "3": "right", "4": "still"}
+    assert config["label2id"] == {"up": 0, "down": 1, "left": 2, "right": 3, "still": 4}
+    processor = json.loads((tmp_path / "hf" / "preprocessor_config.json").read_text())
+    assert processor["image_processor_type"] == "VideoMAEImageProcessor"
+    assert processor["size"] == {"shortest_edge": 32}
+    assert processor["crop_size"] == {"height": 32, "width": 32}
+    assert processor["image_mean"] == [0.485, 0.456, 0.406]
+    assert processor["image_std"] == [0.229, 0.224, 0.225]
+    assert processor["num_frames"] == 4 and config["num_frames"] == 4

@@ -87,8 +87,8 @@ def test_pretrain_overrides_route_encoder_fields():
 def test_parse_heads_accepts_names_dicts_and_objects():
     heads = parse_heads(["hog", {"name": "traj", "dim": 48}, HeadConfig("mbh", 72, "sigmoid")])
     assert heads == [
-        HeadConfig("hog", 108, "sigmoid"),
-        HeadConfig("traj", 48, "tanh"),
+        HeadConfig("hog", 108, "identity"),
+        HeadConfig("traj", 48, "identity"),
         HeadConfig("mbh", 72, "sigmoid"),
     ]
 
@@ -109,7 +109,7 @@ def test_configs_are_omegaconf_structured_configs():
     assert isinstance(config, MMEPretrainConfig) and isinstance(config.encoder, ViTConfig)
     assert config.decoder_depth == 2 and config.encoder.depth == 6
     # widths and activations of known targets are filled in by name
-    assert config.heads == [HeadConfig("pixel", 1536, "identity"), HeadConfig("traj", 48, "tanh")]
+    assert config.heads == [HeadConfig("pixel", 1536, "identity"), HeadConfig("traj", 48, "identity")]
     config.validate()
     classifier = OmegaConf.to_object(OmegaConf.structured(ClassifierConfig(num_classes=51)))
     assert classifier == ClassifierConfig(num_classes=51)

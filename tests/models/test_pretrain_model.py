@@ -13,7 +13,8 @@ GRID = (2, 2, 2)
 
 @pytest.mark.parametrize("kind", ["tube", "random"])
 def test_one_prediction_per_masked_token_per_head(kind):
-    model = tiny_pretrain(heads=["hog", "traj", "pixel"]).eval()
+    heads = [{"name": "hog", "activation": "sigmoid"}, {"name": "traj", "activation": "tanh"}, "pixel"]
+    model = tiny_pretrain(heads=heads).eval()
     clip = random_clip(batch=3, frames=8, size=48)  # grid (4, 3, 3): 36 tokens
     mask = tube_mask(3, (4, 3, 3), masked_per_frame=6) if kind == "tube" else random_mask(3, 36, 24)
     out = model(clip, mask)
@@ -23,8 +24,17 @@ def test_one_prediction_per_masked_token_per_head(kind):
         and out["traj"].shape == (3, 24, 32)
         and out["pixel"].shape == (3, 24, 1536)
     )
-    assert ((out["hog"] > 0) & (out["hog"] < 1)).all()  # sigmoid
-    assert (out["traj"].abs() < 1).all()  # tanh
+    assert ((out["hog"] > 0) & (out["hog"] < 1)).all()  # sigmoid, as asked
+    assert (out["traj"].abs() < 1).all()  # tanh, as asked
+
+
+def test_default_heads_can_output_every_target_value():
+    # HOG of a normalised clip exceeds 1 and standardised trajectories exceed +-1 (docs/models.md):
+    # the default heads are unbounded; the released sigmoid/tanh are one `model.heads` item away.
+    assert [(h.name, h.activation) for h in create_model("mme_vit_tiny_patch16_224").config.heads] == [
+        ("hog", "identity"),
+        ("traj", "identity"),
+    ]
 
 
 def test_predictions_follow_ascending_token_order():
@@ -112,8 +122,8 @@ def test_registry_defaults_are_the_released_recipe():
     assert cfg.encoder.num_patches == 1568
     assert (cfg.decoder_embed_dim, cfg.decoder_depth, cfg.decoder_num_heads) == (192, 1, 6)
     assert [(h.name, h.dim, h.activation) for h in cfg.heads] == [
-        ("hog", 108, "sigmoid"),
-        ("traj", 32, "tanh"),
+        ("hog", 108, "identity"),  # released: sigmoid (docs/models.md, head activations)
+        ("traj", 32, "identity"),  # released: tanh
     ]
     model = create_model("mme_vit_tiny_patch16_224", depth=3)
     assert isinstance(model, MMEPretrainModel)

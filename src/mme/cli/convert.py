@@ -4,7 +4,9 @@ SRC is anything mme.models.load_classifier reads: an mme folder or training chec
 original MME/VideoMAE .pth (fine-tuned, or pre-trained with "encoder." keys), a DeepSpeed
 mp_rank_00_model_states.pt or the folder holding it, or a Hugging Face VideoMAE folder.
 What was loaded, newly initialised or left out is printed and written to DST/convert.log and
-DST/convert.jsonl. DST is written under a temporary name and renamed when complete.
+DST/convert.jsonl. DST is written under a temporary name and renamed when complete. A Hugging
+Face folder (--to hf) holds config.json (id2label from the checkpoint's class names),
+model.safetensors and preprocessor_config.json, for transformers' pipeline("video-classification").
 
 examples:
   mme convert checkpoint-best/ ucf101-vitb/                        # DeepSpeed folder -> mme folder

@@ -27,9 +27,8 @@ import numpy as np
 import torch
 
 from mme.errors import ConfigError
+from mme.utils.normalization import IMAGENET_MEAN, IMAGENET_STD
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 FILL = (128, 128, 128)  # timm's fill colour for rotate / shear / translate
 MAX_LEVEL = 10.0
 

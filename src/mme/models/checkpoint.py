@@ -10,7 +10,10 @@
   :class:`~mme.models.report.LoadReport`: loaded, newly initialised (a new head, ``fc_norm`` after
   pre-training) or not used (a decoder when fine-tuning); missing encoder tensors and shape
   mismatches are errors naming the parameter.
-- :func:`export_hf` writes a folder that ``transformers.VideoMAEForVideoClassification`` loads.
+- :func:`export_hf` writes a folder that ``transformers.VideoMAEForVideoClassification``,
+  ``AutoImageProcessor`` and the ``video-classification`` pipeline load.
+- A classifier's ``class_names`` are kept through every save, load and export that keeps its
+  head: our ``class_names`` key beside the config, HF's ``id2label``.
 """
 
 from __future__ import annotations
@@ -30,14 +33,17 @@ from mme.models.adapters.hf import (
     HF_FC_NORM_EPS,
     canonical_from_hf,
     classifier_to_hf,
+    hf_class_names,
     hf_decoder_fields,
     hf_encoder_fields,
+    hf_preprocessor_config,
     is_hf_pretraining,
 )
 from mme.models.adapters.videomae import (
     Canonical,
     block_count,
     canonical_from_original,
+    heads_to_mme_layout,
     infer_encoder_fields,
     name_heads,
 )
@@ -68,9 +74,10 @@ FORMAT_VERSION = 1
 
 
 def model_config_dict(model: nn.Module) -> dict[str, Any]:
-    """What ``config.json`` (and a training checkpoint's ``model_config``) holds to rebuild ``model``."""
+    """What ``config.json`` (and a training checkpoint's ``model_config``) holds to rebuild ``model``;
+    a classifier's ``class_names`` (when it has them) ride along, outside the architecture config."""
     config = _config_of(model)
-    return {
+    payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "kind": model_kind(config),
@@ -78,6 +85,10 @@ def model_config_dict(model: nn.Module) -> dict[str, Any]:
         "config": config_to_dict(config),
         "mme_version": mme.__version__,
     }
+    names = getattr(model, "class_names", None)
+    if names is not None:
+        payload["class_names"] = names
+    return payload
 
 
 def _config_of(model: nn.Module) -> ModelConfig:
@@ -132,7 +143,8 @@ def write_model_files(model: nn.Module, folder: Path) -> None:
 
 
 def export_hf(model: nn.Module, dst: str | os.PathLike[str], overwrite: bool = False) -> Path:
-    """Write a Hugging Face ``VideoMAEForVideoClassification`` folder (config.json + model.safetensors)."""
+    """Write a Hugging Face ``VideoMAEForVideoClassification`` folder: config.json (``id2label`` from
+    the model's ``class_names``), model.safetensors and preprocessor_config.json (the model's input)."""
     dst = Path(dst)
     with atomic_folder(dst, overwrite=overwrite) as tmp:
         write_hf_files(model, tmp)
@@ -145,10 +157,11 @@ def write_hf_files(model: nn.Module, folder: Path) -> None:
             f"Hugging Face export takes a classifier (VideoClassifier), got {type(model).__name__}; "
             "load a pre-training checkpoint with load_classifier(path, num_classes=...) first"
         )
-    state, config = classifier_to_hf(model.state_dict(), model.config)
+    state, config = classifier_to_hf(model.state_dict(), model.config, model.class_names)
     config["torch_dtype"] = str(model.fc_norm.weight.dtype).removeprefix("torch.")
     write_safetensors(folder / "model.safetensors", state)
     atomic_write_json(folder / "config.json", config)
+    atomic_write_json(folder / "preprocessor_config.json", hf_preprocessor_config(model.config))
 
 
 # ----------------------------------------------------------------------------- loading
@@ -242,6 +255,14 @@ def load_classifier_with_report(
     model = VideoClassifier(config)
     if isinstance(base, ClassifierConfig):
         model.model_name = (raw.mme_config or {}).get("name")
+    names = _class_names(raw)
+    if names is not None and checkpoint_classes == config.num_classes:
+        try:
+            model.class_names = names
+        except ConfigError as error:
+            raise CheckpointError(f"{source}: {error}") from error
+    elif names is not None:
+        notes.append("the checkpoint's class names are dropped with its head")
     report = LoadReport(
         source, raw.layout, "classifier", notes=notes, dropped=dropped, config=config_to_dict(config)
     )
@@ -282,6 +303,10 @@ def load_pretrain_model_with_report(
     wanted = parse_heads(overrides["heads"]) if "heads" in overrides else None
     state, found_heads, head_notes = name_heads(canon.state, wanted, source)
     notes.extend(head_notes)
+    if raw.layout in ("original", "deepspeed"):
+        # The original code flattens some targets in another order than ours (docs/models.md).
+        state, layout_notes = heads_to_mme_layout(state, found_heads, source)
+        notes.extend(layout_notes)
 
     if isinstance(base, MMEPretrainConfig):
         config = apply_overrides(base, overrides)
@@ -310,6 +335,13 @@ def load_pretrain_model_with_report(
     )
     _assign(model, kept, report, required=("encoder.patch_embed.", "encoder.blocks."))
     return model, report
+
+
+def _class_names(raw: RawCheckpoint) -> list[str] | None:
+    """The class names a checkpoint stores: ours beside the config, or HF's ``id2label``."""
+    if raw.layout == "hf":
+        return hf_class_names(raw.hf_config or {}, str(raw.source))
+    return (raw.mme_config or {}).get("class_names")
 
 
 def _canonical(raw: RawCheckpoint) -> tuple[Canonical, ModelConfig | None]:

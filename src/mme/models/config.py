@@ -8,6 +8,7 @@ derives the named sizes from them.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import typing
 from collections.abc import Sequence
@@ -105,6 +106,30 @@ class ClassifierConfig(ViTConfig):
         return ViTConfig(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
 
 
+def check_class_names(names: Sequence[str] | None, num_classes: int) -> list[str] | None:
+    """``names`` as a list once they fit a head of ``num_classes`` outputs (label ``i`` is ``names[i]``).
+
+    Names are not part of :class:`ClassifierConfig` (they do not change the network); a
+    classifier carries them beside it (``VideoClassifier.class_names``). ConfigError when the
+    count differs (both numbers named), a name is not a non-empty string, or names repeat (a
+    Hugging Face ``label2id`` and per-class metrics are keyed by name).
+    """
+    if names is None:
+        return None
+    if isinstance(names, (str, bytes)) or not isinstance(names, Sequence):
+        raise ConfigError(f"class names must be a list of strings, got {type(names).__name__}")
+    names = list(names)
+    if len(names) != num_classes:
+        raise ConfigError(f"{len(names)} class names for a head of {num_classes} classes")
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"class names must be non-empty strings, got {name!r}")
+    repeated = sorted(name for name, count in collections.Counter(names).items() if count > 1)
+    if repeated:
+        raise ConfigError(f"class names must be unique; repeated: {', '.join(map(repr, repeated))}")
+    return names or None
+
+
 @dataclass
 class HeadConfig:
     """One prediction head of the pre-training model: a target name, its width and output activation.
@@ -145,8 +170,8 @@ class HeadConfig:
 # hog: 2x2 cells x 3 channels x 9 bins; traj: 2 coordinates x L=4 steps x 4 points per token;
 # pixel: 2x16x16x3 normalised pixels (VideoMAE's target).
 _KNOWN_HEAD_SPECS: dict[str, tuple[int, str]] = {
-    "hog": (108, "sigmoid"),
-    "traj": (32, "tanh"),
+    "hog": (108, "identity"),  # the released code: sigmoid; its targets exceed 1 (docs/models.md)
+    "traj": (32, "identity"),  # the released code: tanh; standardised targets exceed 1
     "pixel": (1536, "identity"),
 }
 KNOWN_HEADS: dict[str, HeadConfig] = {name: HeadConfig(name) for name in _KNOWN_HEAD_SPECS}

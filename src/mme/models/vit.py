@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from mme.models.config import ClassifierConfig, ViTConfig
+from mme.models.config import ClassifierConfig, ViTConfig, check_class_names
 from mme.models.layers import Block, PatchEmbed, sincos_table
 from mme.models.params import layer_id
 
@@ -102,6 +102,8 @@ class VideoClassifier(VisionTransformer):
 
     ``forward(clip)`` gives logits ``(B, num_classes)``; ``forward_features(clip)`` the pooled,
     normalised features ``(B, D)`` (linear probing). ``num_classes=0`` makes the head the identity.
+    ``class_names`` (None or one unique name per output, label order) travel with the model into
+    its checkpoints, evaluation files and Hugging Face export; a new head drops them.
     """
 
     def __init__(self, config: ClassifierConfig) -> None:
@@ -113,17 +115,28 @@ class VideoClassifier(VisionTransformer):
         self.head = (
             nn.Linear(config.embed_dim, config.num_classes) if config.num_classes > 0 else nn.Identity()
         )
+        self._class_names: list[str] | None = None
         self.reset_head()
 
     @property
     def num_classes(self) -> int:
         return self.config.num_classes
 
+    @property
+    def class_names(self) -> list[str] | None:
+        """The name of every output (label order), or None when unknown."""
+        return None if self._class_names is None else list(self._class_names)
+
+    @class_names.setter
+    def class_names(self, names: list[str] | None) -> None:
+        self._class_names = check_class_names(names, self.num_classes)
+
     def reset_head(self, num_classes: int | None = None) -> None:
         """(Re)initialise ``head`` (optionally with a new class count): N(0, 0.02), then x ``init_scale``."""
         if num_classes is not None and num_classes != self.config.num_classes:
             self.config = dataclasses.replace(self.config, num_classes=num_classes)
             self.config.validate()
+            self._class_names = None  # they named the old head's outputs
             self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         if isinstance(self.head, nn.Linear):
             self.head.to(device=self.fc_norm.weight.device, dtype=self.fc_norm.weight.dtype)

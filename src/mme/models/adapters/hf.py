@@ -8,7 +8,8 @@ the legacy names are written because every ``transformers`` version loads them.
 Differences that matter for exact outputs: HF's ``fc_norm`` (and the pre-training decoder's final
 norm) use LayerNorm eps 1e-5 whatever ``layer_norm_eps`` says, and HF has no layer scale. Export
 writes ``mme_fc_norm_eps`` into config.json (HF ignores it) so that mme reads its own eps back;
-layer scale is folded into the projections it multiplies.
+layer scale is folded into the projections it multiplies. Class names travel as ``id2label``;
+the export's ``preprocessor_config.json`` describes mme's input (:func:`hf_preprocessor_config`).
 No ``transformers`` import is needed in either direction.
 """
 
@@ -22,8 +23,10 @@ import torch
 from mme.errors import CheckpointError
 from mme.models.adapters.videomae import Canonical
 from mme.models.config import ClassifierConfig
+from mme.utils.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 HF_FC_NORM_EPS = 1e-5
+_PIL_BILINEAR = 2  # PIL.Image.Resampling.BILINEAR, how HF's image processors name the resize filter
 
 # VideoMAEConfig defaults, for config.json files written with only the non-default values.
 _HF_DEFAULTS: dict[str, Any] = {
@@ -101,6 +104,28 @@ def hf_decoder_fields(config: dict[str, Any], source: str) -> dict[str, Any]:
         "decoder_num_heads": int(hf_value(config, "decoder_num_attention_heads")),
         "head_hidden_dim": 0,
     }
+
+
+def hf_class_names(config: dict[str, Any], source: str) -> list[str] | None:
+    """Class names from ``id2label`` in label order; None without it or with HF's placeholders
+    ``LABEL_0, LABEL_1, ...`` (what ``transformers`` writes when no names were given)."""
+    id2label = config.get("id2label")
+    if not id2label:
+        return None
+    if not isinstance(id2label, dict):
+        raise CheckpointError(f"{source}: id2label must map label ids to names, got {id2label!r}")
+    try:
+        labels = {int(key): value for key, value in id2label.items()}
+    except ValueError as error:
+        raise CheckpointError(f"{source}: id2label has a key that is not a label id ({error})") from error
+    if sorted(labels) != list(range(len(labels))):
+        raise CheckpointError(f"{source}: id2label's ids are {sorted(labels)}, expected 0..{len(labels) - 1}")
+    names = [labels[i] for i in range(len(labels))]
+    return None if names == _placeholder_labels(len(names)) else names
+
+
+def _placeholder_labels(count: int) -> list[str]:
+    return [f"LABEL_{i}" for i in range(count)]
 
 
 def is_hf_pretraining(config: dict[str, Any]) -> bool:
@@ -202,9 +227,11 @@ def _square(value: Any, name: str, source: str) -> int:
 
 
 def classifier_to_hf(
-    state: dict[str, torch.Tensor], config: ClassifierConfig
+    state: dict[str, torch.Tensor], config: ClassifierConfig, class_names: list[str] | None = None
 ) -> tuple[dict[str, torch.Tensor], dict]:
     """An mme classifier's state dict and config as an HF VideoMAEForVideoClassification folder's contents.
+
+    ``class_names`` become ``id2label`` / ``label2id`` (HF's placeholders ``LABEL_i`` without them).
 
     Layer scale (``gamma_1``/``gamma_2``) has no place in HF's model; it is folded exactly into the
     Linear it scales (``attn.proj`` and ``mlp.fc2``: ``gamma * (W x + b) = (gamma W) x + gamma b``).
@@ -237,7 +264,8 @@ def classifier_to_hf(
         out["classifier.weight"] = state["head.weight"]
         out["classifier.bias"] = state["head.bias"]
     out = {key: value.detach().contiguous().clone() for key, value in out.items()}
-    labels = {str(i): f"LABEL_{i}" for i in range(config.num_classes)}
+    names = class_names if class_names is not None else _placeholder_labels(config.num_classes)
+    labels = {str(i): name for i, name in enumerate(names)}
     hf_config = {
         "architectures": ["VideoMAEForVideoClassification"],
         "model_type": "videomae",
@@ -263,3 +291,29 @@ def classifier_to_hf(
         "mme_fc_norm_eps": config.fc_norm_eps,
     }
     return out, hf_config
+
+
+def hf_preprocessor_config(config: ClassifierConfig) -> dict[str, Any]:
+    """``preprocessor_config.json`` for ``AutoImageProcessor`` (``VideoMAEImageProcessor``) and the
+    ``video-classification`` pipeline: the clip the model was trained on.
+
+    As mme's evaluation: the short side resized (bilinear) to ``img_size``, a centred
+    ``img_size`` square crop, ``x / 255`` normalised with ImageNet mean and std (HF's VideoMAE
+    default is 0.5 / 0.5, so they are written out). ``num_frames`` is read by HF's video processor
+    when it samples frames; the pipeline takes it from config.json's ``num_frames``.
+    """
+    side = config.img_size
+    return {
+        "image_processor_type": "VideoMAEImageProcessor",
+        "do_resize": True,
+        "size": {"shortest_edge": side},
+        "resample": _PIL_BILINEAR,
+        "do_center_crop": True,
+        "crop_size": {"height": side, "width": side},
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": list(IMAGENET_MEAN),
+        "image_std": list(IMAGENET_STD),
+        "num_frames": config.num_frames,
+    }

@@ -10,6 +10,8 @@ mme's models use the original names, so most keys pass through; what differs:
   without the index and a single Linear ``decoder.head``. Heads become ``heads.#<i>`` until
   they are named (:func:`name_heads`), because the state dict does not say which target a head predicts.
 - DDP writes ``module.`` in front of every key (``torch.compile``: ``_orig_mod.``).
+- the original code flattens the HOG target (and the VolumeHOG variant) in another per-token
+  order than mme, so those heads' output rows are reordered (:func:`heads_to_mme_layout`).
 
 Checkpoints do not store the number of attention heads, the clip size, or (sine-cosine) position
 tables; those come from the registered size of the same width, the defaults, or the caller.
@@ -17,6 +19,7 @@ tables; those come from the registered size of the same width, the defaults, or 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -167,6 +170,10 @@ def infer_encoder_fields(state: dict[str, torch.Tensor], source: str) -> tuple[d
     return fields, notes
 
 
+# What the original code put on each head's output (mme's defaults are identity: docs/motion.md).
+ORIGINAL_ACTIVATIONS = {"hog": "sigmoid", "traj": "tanh", "traj_hog": "sigmoid", "pixel": "identity"}
+
+
 def name_heads(
     state: dict[str, torch.Tensor], wanted: list[HeadConfig] | None, source: str
 ) -> tuple[dict[str, torch.Tensor], list[HeadConfig], list[str]]:
@@ -185,16 +192,18 @@ def name_heads(
     widths = [state[f"heads.#{i}.out.weight"].shape[0] for i in numbered]
     notes = []
     if wanted is not None and [h.dim for h in wanted] == widths:
-        found = [HeadConfig(h.name, h.dim, h.activation) for h in wanted]
+        # The checkpoint's heads were trained with the original code's activations, whatever
+        # mme's defaults are (docs/models.md, "Head layouts").
+        found = [HeadConfig(h.name, h.dim, ORIGINAL_ACTIVATIONS.get(h.name, h.activation)) for h in wanted]
     else:
         found = []
         for place, width in zip(numbered, widths, strict=True):
             if width == KNOWN_HEADS["hog"].dim and place == 0:
-                spec = HeadConfig("hog", width, "sigmoid")
+                spec = HeadConfig("hog", width, ORIGINAL_ACTIVATIONS["hog"])
             elif width == KNOWN_HEADS["pixel"].dim:
-                spec = HeadConfig("pixel", width, "identity")
+                spec = HeadConfig("pixel", width, ORIGINAL_ACTIVATIONS["pixel"])
             elif place > 0 and width % 8 == 0:
-                spec = HeadConfig("traj", width, "tanh")
+                spec = HeadConfig("traj", width, ORIGINAL_ACTIVATIONS["traj"])
             elif wanted is not None:
                 spec = HeadConfig(f"unnamed{place}", width, "identity")
                 notes.append(f"checkpoint head {place} (width {width}) matches no requested head; not used")
@@ -219,3 +228,92 @@ def name_heads(
         else:
             renamed[key] = value
     return renamed, found, notes
+
+
+# ----------------------------------------------------------------------------- head layouts
+# Per-token layouts of the prediction heads, as axes listed outermost first. The original MME
+# release flattens its targets with einops in pretrain/engine.py: HOG as ``(c h2 w2)`` where its
+# channel axis ``c`` is ``rgb_channel * 9 + bin`` (m3video/feat.py, ``(cr ch)``); the VolumeHOG
+# variant as ``(c t2 h2 w2)``; trajectories as ``(c t2 h2 w2)`` / ``(c t2) (h2 w2)`` with
+# ``c`` = x/y. mme's are in mme.objectives.targets (docs/motion.md). ``traj`` (coordinate, step,
+# point) and ``pixel`` ("(p0 p1 p2) c") are the same in both, so only these two differ.
+# Reordering makes the layouts agree, not the meanings: the original VolumeHOG takes the HOG of the
+# cell under the point after 0..L-1 steps, mme's traj_hog after 1..L steps, interpolated.
+_ORIGINAL_HEAD_AXES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # name: (original axes, mme's axes)
+    "hog": (("channel", "bin", "cell"), ("cell", "channel", "bin")),
+    "traj_hog": (("channel", "bin", "step", "point"), ("step", "point", "channel", "bin")),
+}
+# The sizes the original release fixes (RGB HOG with 9 bins, 2x2 points per token); the one axis
+# left (cells of a HOG head, steps of a traj_hog head) follows from the head's width.
+_ORIGINAL_AXIS_SIZES = {"channel": 3, "bin": 9, "point": 4}
+
+
+def original_head_rows(name: str, dim: int) -> torch.Tensor | None:
+    """Index ``rows`` such that ``mme_rows = original_rows[rows]`` for head ``name`` of width ``dim``.
+
+    Applies to the output rows of a head's last Linear (weight rows, bias entries) and so to its
+    predictions; ``torch.argsort(rows)`` is the inverse (mme -> original). None when the two
+    layouts agree (``traj``, ``pixel``, unknown heads). Within a token, ``p = row * 2 + col``
+    numbers the 2x2 HOG cells / trajectory points row-major in both codes.
+
+    - ``hog`` (108 = 4 cells x 3 channels x 9 bins): original ``(c * 9 + b) * 4 + p``
+      (channel, bin, cell); mme ``p * 27 + c * 9 + b`` (cell, channel, bin).
+    - ``traj_hog`` (L x 4 x 3 x 9): original VolumeHOG ``((c * 9 + b) * L + t) * 4 + p``
+      (channel, bin, step, point); mme ``((t * 4 + p) * 3 + c) * 9 + b``.
+    """
+    axes = _ORIGINAL_HEAD_AXES.get(name)
+    if axes is None:
+        return None
+    original, ours = axes
+    fixed = [axis for axis in original if axis in _ORIGINAL_AXIS_SIZES]
+    known = math.prod(_ORIGINAL_AXIS_SIZES[axis] for axis in fixed)
+    if dim % known:
+        raise CheckpointError(
+            f"head {name!r} of width {dim}: the original release's {name} layout has "
+            f"{' x '.join(f'{_ORIGINAL_AXIS_SIZES[a]} {a}s' for a in fixed)} per token, which does not "
+            f"divide {dim}; cannot reorder its rows into mme's layout"
+        )
+    sizes = {**_ORIGINAL_AXIS_SIZES, **{axis: dim // known for axis in original if axis not in fixed}}
+    # Entry at each original position = its original flat index; moving the axes into mme's order
+    # and flattening lists, for each mme row, the original row it comes from.
+    positions = torch.arange(dim).reshape([sizes[axis] for axis in original])
+    return positions.permute([original.index(axis) for axis in ours]).flatten()
+
+
+def heads_to_mme_layout(
+    state: dict[str, torch.Tensor], heads: list[HeadConfig], source: str
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Reorder the named heads of an original MME checkpoint from its per-token layouts to mme's.
+
+    Permutes the output rows of each head's last Linear (``heads.<name>.out``) by
+    :func:`original_head_rows`, so that the loaded model predicts in the order of mme's targets.
+    Returns the new state and a note per reordered head.
+    """
+    state = dict(state)
+    notes = []
+    for head in heads:
+        weight_key, bias_key = f"heads.{head.name}.out.weight", f"heads.{head.name}.out.bias"
+        if weight_key not in state:
+            continue
+        try:
+            rows = original_head_rows(head.name, int(state[weight_key].shape[0]))
+        except CheckpointError as error:
+            raise CheckpointError(f"{source}: {error}") from error
+        if rows is None:
+            continue
+        state[weight_key] = state[weight_key][rows]
+        if bias_key in state:
+            state[bias_key] = state[bias_key][rows]
+        original, ours = _ORIGINAL_HEAD_AXES[head.name]
+        note = (
+            f"head {head.name!r}: output rows reordered from the original layout ({', '.join(original)}) "
+            f"to mme's ({', '.join(ours)})"
+        )
+        if head.name == "traj_hog":
+            note += (
+                "; the original VolumeHOG target samples steps 0..L-1 at the nearest cell, mme's "
+                "steps 1..L interpolated, so this head is a starting point, not an equivalent"
+            )
+        notes.append(note)
+    return state, notes
