@@ -19,7 +19,7 @@ from mme.data.datasets import (
 )
 from mme.data.synthetic import SynthConfig, generate_dataset
 from mme.errors import ConfigError, DataError
-from mme.io.lists import read_list, write_list
+from mme.io.lists import list_root, read_list, write_list
 from mme.io.video import write_video
 from mme.motion import TrajectoryConfig
 
@@ -71,14 +71,15 @@ def test_offline_trajectories_and_a_missing_file(synth, tmp_path):
     config = pretrain_config(synth, trajectories="offline", traj_root=str(tmp_path / "traj"))
     entries = read_list(config.train_list)
     settings = ExtractSettings(flow="dis_ultrafast")
+    root = list_root(config.train_list)  # what `mme extract --list` keys files on without --root
     for entry in entries[:-1]:
-        extract_video(entry.path, output_path(entry.path, config.traj_root, config.root), settings)
+        extract_video(entry.path, output_path(entry.path, config.traj_root, root), settings)
     dataset = PretrainDataset(config, TrajectoryConfig(), bad_video_dir=tmp_path / "bad")
     np.random.seed(0)
     sample = dataset[0]
     assert sample["traj_disp"].shape == (2, 4, 4, 4, 2) and sample["traj_valid"].shape == (2, 4, 4, 4)
     assert bool(torch.isfinite(sample["traj_disp"]).all()) and bool(sample["traj_valid"][:, 0].any())
-    missing = output_path(entries[-1].path, config.traj_root, config.root)
+    missing = output_path(entries[-1].path, config.traj_root, root)
     with pytest.raises(DataError, match=f"trajectory file not found: {missing}"):
         dataset[len(entries) - 1]
     assert dataset.bad_video_count == 0  # a missing trajectory file is an error, not a bad video
@@ -198,10 +199,61 @@ def test_classification_val_and_test_views_are_deterministic(synth, tmp_path):
 
 
 def test_labels_must_fit_num_classes(synth, tmp_path):
-    with pytest.raises(DataError, match=r"not below data\.num_classes=1"):
+    # the first label >= 1: line 3 of train.csv (line 1 is the header)
+    expected = (
+        r"train\.csv:3: label 1 of \S+\.mp4 is not below 1, the number of classes \(data\.num_classes\)"
+    )
+    with pytest.raises(DataError, match=expected):
         VideoClassificationDataset(
             classification_config(synth, num_classes=1), "train", bad_video_dir=tmp_path
         )
+
+
+def test_check_labels_names_the_list_line_and_the_class_count(synth, tmp_path):
+    listing = tmp_path / "val.csv"
+    entries = read_list(synth / "val.csv")
+    write_list(listing, [(entries[0].path, 0), (entries[1].path, 5)])
+    val = VideoClassificationDataset(
+        classification_config(synth, val_list=str(listing)), "val", bad_video_dir=tmp_path
+    )
+    train = VideoClassificationDataset(classification_config(synth), "train", bad_video_dir=tmp_path)
+    assert train.num_classes == 2
+    with pytest.raises(DataError) as caught:
+        val.check_labels(train.num_classes, train.num_classes_source)
+    assert str(caught.value) == (
+        f"{listing}:3: label 5 of {entries[1].path} is not below 2, the number of classes "
+        f"(the largest label of {synth / 'train.csv'} + 1)"
+    )
+    val.check_labels(6, "data.num_classes")  # in range: no error
+
+
+def test_eval_items_of_a_bad_video_are_marked_never_replaced(synth, tmp_path):
+    """val/test items of an undecodable video come back as themselves with ok=False and the reason,
+    in a batch from worker processes; training items keep the replace-and-count policy."""
+    listing = _with_bad_videos(synth, tmp_path / "data")  # corrupt (0), 4 good (1..4), short (5)
+    config = classification_config(synth, test_list=str(listing), max_bad_fraction=0.0)
+    test = VideoClassificationDataset(config, "test", bad_video_dir=tmp_path / "run")
+    loader = torch.utils.data.DataLoader(test, batch_size=4, num_workers=2, worker_init_fn=worker_init_fn)
+    batches = list(loader)
+    ok = torch.cat([batch["ok"] for batch in batches])
+    index = torch.cat([batch["index"] for batch in batches])
+    labels = torch.cat([batch["label"] for batch in batches])
+    reasons = [reason for batch in batches for reason in batch["reason"]]
+    assert index.tolist() == [item // 6 for item in range(36)]  # every view is its own video's
+    assert labels.tolist() == [test.entries[item // 6].label for item in range(36)]
+    assert ok.tolist() == [0 < item // 6 < 5 for item in range(36)]
+    assert all("corrupt.mp4" in reason for reason in reasons[:6])
+    assert all("decodable frames" in reason for reason in reasons[30:])
+    assert all(reason == "" for reason in reasons[6:30])
+    clips = torch.cat([batch["clip"] for batch in batches])
+    assert clips.shape == (36, 3, 4, 32, 32) and not bool(clips[~ok].any())
+    assert test.bad_video_count == 0  # not recorded as replaced, and no DataError at fraction 0
+    val = VideoClassificationDataset(config, "val", bad_video_dir=tmp_path / "run", list_from="test")
+    assert (val[0]["ok"], val[0]["index"]) == (False, 0) and (val[1]["ok"], val[1]["index"]) == (True, 1)
+    train_config = classification_config(synth, train_list=str(listing), max_bad_fraction=0.5)
+    train = VideoClassificationDataset(train_config, "train", bad_video_dir=tmp_path / "train")
+    np.random.seed(0)
+    assert int(train[0]["index"][0]) != 0 and train.bad_video_count == 1
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import torch
 from train_helpers import read_jsonl, run_mme, tiny_eval, tiny_finetune
 
 
@@ -25,6 +26,13 @@ def test_pretrain_then_finetune_then_eval(synthetic_data, pretrain_run, tmp_path
     assert epochs[-1]["loss"] < 0.8 * epochs[0]["loss"], [e["loss"] for e in epochs]
     summary = json.loads((pt / "summary.json").read_text())
     assert summary["finished"] and summary["steps"] == 20
+    # save_model_epochs=[1,3]: the model after epoch 3 (step 16) is kept beside the final one
+    from mme.models import load_pretrain_model
+
+    kept = load_pretrain_model(pt / "model-epoch3").state_dict()
+    at_step_16 = torch.load(pt / "checkpoints" / "step-00000016.pt", weights_only=False)["model"]
+    assert (pt / "model-epoch1" / "model.safetensors").is_file() and not (pt / "model-epoch2").exists()
+    assert all(torch.equal(kept[name], at_step_16[name]) for name in kept)
 
     checkpoint = pt / "checkpoints" / "step-00000020.pt"
     assert run_mme(tiny_finetune(synthetic_data, ft, f"model.init_from={checkpoint}")) == 0
@@ -35,6 +43,9 @@ def test_pretrain_then_finetune_then_eval(synthetic_data, pretrain_run, tmp_path
         assert (ft / name).is_file(), name
     ft_summary = json.loads((ft / "summary.json").read_text())
     assert ft_summary["finished"] and ft_summary["best_val_top1"] is not None
+    # people read rounded numbers (e.g. 33.33, never 33.333333333333336); JSON keeps them whole
+    best, test_top1 = ft_summary["best_val_top1"], ft_summary["test"]["top1"]
+    assert f"steps, best val top-1 {best:.4g}, test top-1 {test_top1:.2f}\n" in log
     predictions = read_jsonl(ft / "eval" / "predictions.jsonl")
     assert len(predictions) == 3 and all(0 <= p["prediction"] < 3 for p in predictions)
 

@@ -21,7 +21,7 @@ def finished_run(pretrain_run):
 
 def _snapshot(folder):
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
-            and p.suffix in (".pt", ".yaml", ".json", ".safetensors")}  # fmt: skip
+            and p.suffix in (".pt", ".yaml", ".json", ".safetensors", ".log", ".jsonl")}  # fmt: skip
 
 
 def _fails(args, capsys, *expected):
@@ -67,6 +67,12 @@ def test_missing_list_file_leaves_the_run_untouched(synthetic_data, finished_run
     args = [*tiny_pretrain(synthetic_data, finished_run, f"data.train_list={missing}"), "--resume", "auto"]
     _fails(args, capsys, str(missing))
     assert _snapshot(finished_run) == before
+
+
+def test_missing_list_file_in_a_new_run_leaves_no_files(synthetic_data, tmp_path, capsys):
+    missing, out = synthetic_data / "nope.csv", tmp_path / "new"
+    _fails(tiny_pretrain(synthetic_data, out, f"data.train_list={missing}"), capsys, str(missing))
+    assert not out.exists()  # no empty pretrain.log / pretrain.jsonl
 
 
 def test_unreadable_checkpoints(synthetic_data, finished_run, tmp_path, capsys):
@@ -140,3 +146,20 @@ def test_bad_videos_are_counted_and_past_the_limit_stop_the_run(synthetic_data, 
     assert "broken.mp4" in "".join(p.read_text() for p in (tmp_path / "ok" / "bad_videos").iterdir())
     strict = tiny_pretrain(synthetic_data, tmp_path / "strict", *one_epoch)
     _fails(strict, capsys, "broken.mp4", "data.max_bad_fraction")
+
+
+def test_a_data_error_in_a_loader_worker_prints_one_clear_message(synthetic_data, tmp_path, capsys):
+    missing = tmp_path / "gone.mp4"
+    lines = (synthetic_data / "train.csv").read_text().splitlines()
+    listing = tmp_path / "train.csv"
+    listing.write_text("\n".join([lines[0], f"{missing},0", *(f"{synthetic_data / p}" for p in lines[1:])]))
+    out = tmp_path / "run"
+    sets = (f"data.train_list={listing}", "data.max_bad_fraction=0", "runtime.workers=1", "schedule.epochs=1")
+    err = _fails(tiny_pretrain(synthetic_data, out, *sets), capsys)
+    # The message as raised in the worker, as it reads with workers=0: no torch wrapping around it.
+    assert err.endswith(
+        "mme pretrain: error: 1 of 10 videos are bad, more than data.max_bad_fraction=0.0 allows (0); "
+        f"records in {out / 'bad_videos'}:\n  {missing}: video not found: {missing}\n"
+    ), err
+    assert [line for line in err.splitlines() if line.startswith("mme ")] == [err.splitlines()[-2]]
+    assert "worker process" not in err

@@ -31,6 +31,9 @@ def test_probe_command_end_to_end(synthetic_data, pretrain_run, tmp_path):
     epochs = [json.loads(line) for line in (probe_dir / "probe.jsonl").read_text().splitlines()]
     losses = [e["loss"] for e in epochs if e["kind"] == "probe"]
     assert len(losses) == 30 and losses[-1] < losses[0]
+    log = (probe_dir / "probe.log").read_text()
+    assert "[probe] epoch=29 loss=" in log  # a probe epoch, labelled as one
+    assert f"linear probe: val top-1 {summary['val_top1']:.4g}\n" in log
     # the saved probe is an ordinary classifier that mme eval tests with multiple views
     assert run_mme(tiny_eval(synthetic_data, probe_dir / "model", ev)) == 0
     assert json.loads((ev / "eval.json").read_text())["views"] == 18

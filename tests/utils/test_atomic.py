@@ -45,3 +45,18 @@ def test_written_files_get_the_umask_mode_not_0600(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_writer_that_replaces_the_temp_file_still_gives_the_umask_mode(tmp_path):
+    import os
+
+    import torch
+    from safetensors.torch import save_file  # writes its own 0600 temporary and renames it
+
+    old = os.umask(0o027)
+    try:
+        with atomic_path(tmp_path / "w.safetensors") as tmp:
+            save_file({"w": torch.zeros(2)}, str(tmp))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "w.safetensors").stat().st_mode & 0o777 == 0o640

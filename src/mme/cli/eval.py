@@ -5,7 +5,9 @@
 
 Accepts any checkpoint mme.models.load_classifier reads (ours, original MME/VideoMAE, DeepSpeed,
 Hugging Face). Writes eval.json, predictions.jsonl, confusion.csv and summary.json. Distributed
-with torchrun like training; N processes give exactly the single-process numbers.
+with torchrun like training; N processes give exactly the single-process numbers. A video that
+cannot be decoded is excluded from the scores and listed (never replaced by another); more than
+data.max_bad_fraction of them stop the job.
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
 """Counting bad videos across data-loader workers, epochs and ranks.
 
-A video that cannot be decoded, or has fewer frames than a clip needs, is replaced by another
-sample and recorded here; past ``max_fraction`` of the dataset the run stops with a DataError
-listing them (a handful of broken files is normal in K400; hundreds mean a wrong path or codec).
+In training, a video that cannot be decoded, or has fewer frames than a clip needs, is replaced
+by another sample and recorded here; past ``max_fraction`` of the dataset the run stops with a
+DataError listing them (a handful of broken files is normal in K400; hundreds mean a wrong path
+or codec). Evaluation never replaces a video (it would score one video under another's path and
+label): its datasets mark the failed item in the batch, the evaluation excludes the video and
+applies the same limit through :func:`too_many_bad`.
 
 How the count is shared: workers are separate processes (restarted every epoch unless
 persistent), so in-memory counters do not add up. Each process appends to *its own* file
@@ -21,12 +24,27 @@ import logging
 import os
 import socket
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from mme.errors import DataError
 
 _log = logging.getLogger("mme.data")
 PATTERN = "bad_videos-*.jsonl"
+
+
+def too_many_bad(found: Mapping[str, str], total: int, max_fraction: float, what: str) -> str | None:
+    """The error message when more of ``total`` videos than ``max_fraction`` allows are bad
+    (``found``: path → reason; ``what`` says where they are), else None."""
+    limit = int(max_fraction * total)
+    if len(found) <= limit:
+        return None
+    shown = "\n".join(f"  {path}: {reason}" for path, reason in list(found.items())[:20])
+    more = f"\n  ... and {len(found) - 20} more" if len(found) > 20 else ""
+    return (
+        f"{len(found)} of {total} videos are bad, more than data.max_bad_fraction="
+        f"{max_fraction} allows ({limit}); {what}:\n{shown}{more}"
+    )
 
 
 class BadVideoLog:
@@ -42,11 +60,6 @@ class BadVideoLog:
         self.dataset_size = dataset_size
         self.max_fraction = max_fraction
         self.known: set[str] = set()  # seen by this process (to avoid drawing them as replacements)
-
-    @property
-    def limit(self) -> int:
-        """The most bad videos tolerated."""
-        return int(self.max_fraction * self.dataset_size)
 
     def _own_file(self) -> Path:
         return self.folder / f"bad_videos-{socket.gethostname()}-{os.getpid()}.jsonl"
@@ -85,12 +98,8 @@ class BadVideoLog:
 
     def check(self) -> None:
         """Raise DataError listing the bad videos when more than the tolerated fraction are bad."""
-        found = self.bad_videos()
-        if len(found) <= self.limit:
-            return
-        shown = "\n".join(f"  {path}: {reason}" for path, reason in list(found.items())[:20])
-        more = f"\n  ... and {len(found) - 20} more" if len(found) > 20 else ""
-        raise DataError(
-            f"{len(found)} of {self.dataset_size} videos are bad, more than data.max_bad_fraction="
-            f"{self.max_fraction} allows ({self.limit}); records in {self.folder}:\n{shown}{more}"
+        message = too_many_bad(
+            self.bad_videos(), self.dataset_size, self.max_fraction, f"records in {self.folder}"
         )
+        if message is not None:
+            raise DataError(message)

@@ -130,6 +130,10 @@ class ClassificationDataConfig(_ClipSettings):
     test_list: str | None = None
     # None: inferred from the lists (largest label + 1).
     num_classes: int | None = None
+    # The name of every label: a JSON list (the classes.json `mme lists` / `mme synth` write) or a
+    # text file with one name per line. None: classes.json beside the job's list file (train_list;
+    # test_list for `mme eval`, after the checkpoint's own names) when there is one.
+    classes_file: str | None = None
     # Training: random resized crop (area fraction and aspect range), flip, RandAugment (timm
     # string, "" for none), random erasing probability (one box per clip), repeated augmentation.
     min_area: float = 0.25

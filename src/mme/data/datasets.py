@@ -16,9 +16,13 @@ One sample, pre-training (:class:`PretrainDataset`):
    file and maps it through the same geometry (a missing file is a DataError, never zeros);
 5. draw the mask.
 
-Bad videos (undecodable, or fewer decodable frames than ``data.min_video_frames``) are replaced
-by another video chosen deterministically from the index and recorded in a
-:class:`~mme.data.bad_videos.BadVideoLog`; past ``data.max_bad_fraction`` the run stops.
+Bad videos (undecodable, or fewer decodable frames than ``data.min_video_frames``): in training
+they are replaced by another video chosen deterministically from the index and recorded in a
+:class:`~mme.data.bad_videos.BadVideoLog`; past ``data.max_bad_fraction`` the run stops. In
+evaluation ("val" / "test" classification items) they are never replaced, since the stand-in
+would be scored under the bad video's path and label: the item comes back with ``ok=False``, the
+``reason`` and a blank clip, so the evaluation (:mod:`mme.train.evaluate`) can exclude the video
+whichever worker or rank decoded it.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from mme.data.masking import MaskGenerator
 from mme.data.sampling import ClipIndices, segment_clip, stride_clip, view_stride_clip
 from mme.data.transforms import RandAugment, random_erase, to_clip_tensor
 from mme.errors import ConfigError, DataError
-from mme.io.lists import VideoEntry, read_list
+from mme.io.lists import VideoEntry, check_labels, read_list
 from mme.io.video import open_video
 
 _log = logging.getLogger("mme.data")
@@ -96,10 +100,12 @@ class _VideoDataset(torch.utils.data.Dataset):
         bad_video_dir: str | os.PathLike[str] | None,
     ) -> None:
         self.config = config
+        self.source = list_key  # what error messages name: the list file, when read from one
         if entries is None:
             if not list_path:
                 raise ConfigError(f"{list_key} is not set: name the list file of videos")
             entries = read_list(list_path, root=config.root)
+            self.source = str(list_path)
         self.entries = list(entries)
         if not self.entries:
             raise DataError("the dataset has no videos")
@@ -210,14 +216,19 @@ class PretrainDataset(_VideoDataset):
         )
 
     def trajectory_path(self, entry: VideoEntry) -> Path:
-        """Where ``mme extract`` (same list and root) put this video's trajectories."""
+        """Where ``mme extract`` of ``data.train_list`` with ``--root data.root`` put this video's
+        trajectories: its key under the list's root, as the extraction named it."""
+        from mme.io.lists import list_root
         from mme.motion.extract import output_path
 
-        return output_path(entry.path, self.config.traj_root, self.config.root)
+        root = list_root(self.config.train_list, self.config.root)
+        return output_path(entry.path, self.config.traj_root, root)
 
     def _offline_trajectories(
         self, entry: VideoEntry, indices: ClipIndices, geometry: Geometry, source_size: tuple[int, int]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> dict[str, torch.Tensor]:
+        """The sample's ``traj_disp``/``traj_valid`` from the video's file (and, with camera-motion
+        compensation, ``traj_camera_fallbacks``: the clip's frame pairs the file lists as fallen back)."""
         from mme.motion import read_trajectories
 
         assert indices.dense is not None
@@ -236,13 +247,25 @@ class PretrainDataset(_VideoDataset):
             )
         if meta.steps != self.steps:
             raise DataError(f"{path} holds {meta.steps}-step trajectories, traj.steps is {self.steps}")
-        return geometry.apply_to_trajectories(
+        if meta.camera_motion != self.traj_config.camera_motion:
+            raise DataError(
+                f"{path} was extracted with camera_motion={meta.camera_motion}, "
+                f"traj.camera_motion is {self.traj_config.camera_motion}"
+            )
+        out_disp, out_valid = geometry.apply_to_trajectories(
             disp,
             valid,
             meta.grid_stride,
             out_stride=self.traj_config.grid_stride,
             source_scale=(meta.scale_x, meta.scale_y),
         )
+        out = {"traj_disp": out_disp, "traj_valid": out_valid}
+        if meta.camera_motion != "none":
+            first_frames = np.unique(starts[:, None] + np.arange(self.steps))  # the clip's frame pairs
+            out["traj_camera_fallbacks"] = torch.tensor(
+                int(np.isin(first_frames, meta.camera_fallbacks).sum())
+            )
+        return out
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         rng = sample_rng()
@@ -271,17 +294,20 @@ class PretrainDataset(_VideoDataset):
             }
             if config.trajectories == "online":
                 from mme.motion import dense_clip_trajectories
+                from mme.motion.camera import CameraStats
 
                 assert dense_pos is not None
                 used, local = np.unique(dense_pos, return_inverse=True)
+                stats = CameraStats()
                 disp, valid = dense_clip_trajectories(
-                    augmented[used], local.reshape(dense_pos.shape), self.traj_config
+                    augmented[used], local.reshape(dense_pos.shape), self.traj_config, stats
                 )
                 sample["traj_disp"], sample["traj_valid"] = disp, valid
+                if self.traj_config.camera_motion != "none":
+                    # Frame pairs whose camera fit failed (uncompensated flow): logged by pre-training.
+                    sample["traj_camera_fallbacks"] = torch.tensor(stats.fallbacks)
             elif config.trajectories == "offline":
-                sample["traj_disp"], sample["traj_valid"] = self._offline_trajectories(
-                    entry, indices, geometry, (width, height)
-                )
+                sample.update(self._offline_trajectories(entry, indices, geometry, (width, height)))
             return sample
 
         return self._with_replacement(index, build)
@@ -296,6 +322,12 @@ class VideoClassificationDataset(_VideoDataset):
     - val: ``{"clip" (3, T, H, W), "label", "index"}`` — the centred clip, centre crop.
     - test: one item per view, ``len = videos x test_clips x test_crops``:
       ``{"clip", "label", "index" (the video), "view"}`` with ``view = clip * test_crops + crop``.
+
+    val and test items also hold ``ok`` (bool) and ``reason`` (str, empty when ok): a video that
+    cannot give the clip is not replaced but comes back with ``ok=False``, the reason and a
+    blank clip of the usual shape (so it batches), for the evaluation to exclude it.
+    ``list_from`` (train, val, test) reads another list than the mode's (the linear probe encodes
+    the train videos with the validation transform).
     """
 
     def __init__(
@@ -304,23 +336,28 @@ class VideoClassificationDataset(_VideoDataset):
         mode: str = "train",
         entries: Sequence[VideoEntry] | None = None,
         bad_video_dir: str | os.PathLike[str] | None = None,
+        list_from: str | None = None,
     ) -> None:
         lists = {"train": config.train_list, "val": config.val_list, "test": config.test_list}
-        if mode not in lists:
-            raise ConfigError(f"dataset mode must be one of train, val, test, got {mode!r}")
-        super().__init__(config, lists[mode], f"data.{mode}_list", entries, bad_video_dir)
+        for name in (mode, list_from or mode):
+            if name not in lists:
+                raise ConfigError(f"dataset mode/list must be one of train, val, test, got {name!r}")
+        list_from = list_from or mode
+        super().__init__(config, lists[list_from], f"data.{list_from}_list", entries, bad_video_dir)
         self.config: ClassificationDataConfig = config
         self.mode = mode
         self.views = config.test_clips * config.test_crops if mode == "test" else 1
         self.rand_augment = RandAugment.from_string(config.rand_augment) if config.rand_augment else None
-        labels = [entry.label for entry in self.entries]
-        self.num_classes = config.num_classes or max(labels) + 1
-        if max(labels) >= self.num_classes:
-            worst = max(self.entries, key=lambda entry: entry.label)
-            raise DataError(
-                f"label {worst.label} of {worst.path} (line {worst.line}) is not below "
-                f"data.num_classes={self.num_classes}"
-            )
+        if config.num_classes:
+            self.num_classes, self.num_classes_source = config.num_classes, "data.num_classes"
+            self.check_labels(self.num_classes, self.num_classes_source)
+        else:
+            self.num_classes = max(entry.label for entry in self.entries) + 1
+            self.num_classes_source = f"the largest label of {self.source} + 1"
+
+    def check_labels(self, num_classes: int, classes_from: str) -> None:
+        """DataError naming the list line of the first label that is not below ``num_classes``."""
+        check_labels(self.entries, num_classes, self.source, classes_from)
 
     def __len__(self) -> int:
         return len(self.entries) * self.views
@@ -401,9 +438,24 @@ class VideoClassificationDataset(_VideoDataset):
             sample["view"] = view
         return sample
 
+    def _failed_item(self, video: int, view: int, reason: str) -> dict[str, Any]:
+        """The stand-in of a view that could not be decoded: a blank clip marked ``ok=False``."""
+        config = self.config
+        size = (3, config.num_frames, config.input_size, config.input_size)
+        sample = {"clip": torch.zeros(size, dtype=torch.uint8), "label": self.entries[video].label}
+        sample.update(index=video, ok=False, reason=reason)
+        if self.mode == "test":
+            sample["view"] = view
+        return sample
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         if self.mode == "train":
             rng = sample_rng()
             return self._with_replacement(index, lambda current: self._train_item(current, rng))
         video, view = divmod(index, self.views)
-        return self._with_replacement(video, lambda current: self._eval_item(current, view))
+        try:
+            sample = self._eval_item(video, view)
+        except BadVideo as error:
+            # Never a replacement here: its scores would count under this video's label.
+            return self._failed_item(video, view, str(error))
+        return {**sample, "ok": True, "reason": ""}

@@ -11,10 +11,15 @@ Two formats are read, told apart by the first non-blank line:
   whitespace in this format: a line with more than three fields is an error that says to use
   the CSV format instead.
 
+A CSV without a header is not read: a first line that is neither a ``path``/``label`` header nor
+a line ending in an integer label is an error that says so, and so is a header with no entries.
 Blank lines and lines starting with ``#`` are skipped. Relative paths are joined to ``root``
-when one is given, else to the folder holding the list file (so a dataset folder with its
-lists can be moved as a whole). Every malformed line is a :class:`~mme.errors.DataError`
-naming the file and the 1-based line number.
+when one is given, else to the folder holding the list file (:func:`list_root`; so a dataset
+folder with its lists can be moved as a whole). Every malformed line is a
+:class:`~mme.errors.DataError` naming the file and the 1-based line number.
+
+:func:`video_key` names a video's per-video outputs (``mme extract``'s trajectory files): the
+extraction job and the datasets reading them both call it, so they cannot disagree.
 """
 
 from __future__ import annotations
@@ -30,6 +35,13 @@ from mme.errors import DataError
 from mme.utils.atomic import atomic_write
 
 CSV_HEADER = ("path", "label")
+# What read_list accepts, for help texts and errors.
+FORMATS = (
+    "a CSV file whose first line is a header naming the columns path and label, e.g. 'path,label' "
+    "(other columns are ignored; what `mme lists` and `mme synth` write; a CSV without this header "
+    "is not read), or, with no header line, one 'path label' or 'path N label' per line separated "
+    "by spaces (N: a frame count or duration); blank lines and lines starting with # are skipped"
+)
 
 
 @dataclass(frozen=True)
@@ -51,15 +63,79 @@ def read_list(path: str | os.PathLike[str], root: str | os.PathLike[str] | None 
         raise DataError(f"list file not found: {path}") from error
     except (OSError, UnicodeDecodeError) as error:
         raise DataError(f"cannot read list file {path}: {error}") from error
-    base = Path(root) if root is not None else path.parent
+    base = list_root(path, root)
     lines = text.splitlines()
-    first = next((line for line in lines if line.strip() and not line.lstrip().startswith("#")), None)
+    first = next(
+        ((number, line) for number, line in enumerate(lines, start=1) if line.strip() and not _comment(line)),
+        None,
+    )
     if first is None:
         raise DataError(f"list file {path} has no entries")
-    entries = _read_csv(path, text, base) if _is_csv_header(first) else _read_spaced(path, lines, base)
-    if not entries:
-        raise DataError(f"list file {path} has no entries")
-    return entries
+    if _is_csv_header(first[1]):
+        return _read_csv(path, text, base)
+    _check_first_line(path, *first)
+    return _read_spaced(path, lines, base)
+
+
+def list_root(list_path: str | os.PathLike[str] | None, root: str | os.PathLike[str] | None = None) -> Path:
+    """The folder a list's relative video paths are joined to: ``root``, else the list file's folder."""
+    if root is not None:
+        return Path(root)
+    if list_path is None:
+        raise ValueError("a list's root is its file's folder: give the list file or a root")
+    return Path(list_path).parent
+
+
+def video_key(video: str | os.PathLike[str], root: str | os.PathLike[str]) -> Path:
+    """The relative path naming ``video``'s outputs under an output folder: its path under ``root``.
+
+    ``root`` is the list's :func:`list_root`. Paths are made absolute and normalised lexically
+    (``os.path.abspath``, not ``resolve``: a dataset of symlinks keeps its own layout), so every
+    spelling of a path (relative to the working folder or absolute, ``a/./b``, ``a/../b``) gives
+    one key. A video outside ``root`` (an absolute list path elsewhere, or a relative one climbing
+    out with ``..``) is keyed by its whole absolute path without the leading ``/``: the mapping is
+    deterministic and a key never leads outside the output folder.
+    """
+    absolute = Path(os.path.abspath(video))
+    try:
+        return absolute.relative_to(os.path.abspath(root))
+    except ValueError:
+        return absolute.relative_to(absolute.anchor)
+
+
+def check_labels(entries: Iterable[VideoEntry], num_classes: int, list_name: str, classes_from: str) -> None:
+    """DataError naming the list, line, label and video of the first label not below ``num_classes``.
+
+    Every list of a job is checked before its first step: a label the model has no output for
+    would otherwise surface as a shape error when the metrics are computed, after training.
+    ``classes_from`` says where the number of classes comes from (a key, a checkpoint).
+    """
+    for entry in entries:
+        if entry.label >= num_classes:
+            raise DataError(
+                f"{list_name}:{entry.line}: label {entry.label} of {entry.path} is not below "
+                f"{num_classes}, the number of classes ({classes_from})"
+            )
+
+
+def _comment(line: str) -> bool:
+    return line.lstrip().startswith("#")
+
+
+def _check_first_line(path: Path, number: int, line: str) -> None:
+    """DataError for a first line that is no CSV header and no entry (it does not end in a label).
+
+    Such a line is a misnamed CSV header or the first row of a CSV without one; the space
+    format's own errors ("expected 'path label'") would mislead.
+    """
+    fields = line.split()
+    try:
+        int(fields[-1])
+    except ValueError:
+        raise DataError(
+            f"{path}:{number}: {line.strip()!r} is neither a CSV header naming the columns path and "
+            f"label nor a 'path label' line; a list is {FORMATS}"
+        ) from None
 
 
 def _is_csv_header(line: str) -> bool:
@@ -113,6 +189,7 @@ def _read_csv(path: Path, text: str, base: Path) -> list[VideoEntry]:
     entries = []
     reader = csv.reader(io.StringIO(text))
     columns: dict[str, int] | None = None
+    header_line = 0
     for row in reader:
         number = reader.line_num
         if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
@@ -120,6 +197,7 @@ def _read_csv(path: Path, text: str, base: Path) -> list[VideoEntry]:
         if columns is None:
             names = [name.strip().lower() for name in row]
             columns = {name: names.index(name) for name in CSV_HEADER}
+            header_line = number
             continue
         if len(row) <= max(columns.values()):
             raise DataError(f"{path}:{number}: expected columns {', '.join(CSV_HEADER)}, got {row!r}")
@@ -128,6 +206,8 @@ def _read_csv(path: Path, text: str, base: Path) -> list[VideoEntry]:
             raise DataError(f"{path}:{number}: empty path")
         label = _parse_label(row[columns["label"]].strip(), path, number)
         entries.append(VideoEntry(_join(base, video), label, number))
+    if not entries:
+        raise DataError(f"{path}:{header_line}: a CSV header and no entries after it")
     return entries
 
 

@@ -313,8 +313,9 @@ def load_pretrain_model_with_report(
     else:
         encoder = _encoder_fields(raw, canon, base, overrides, notes)
         decoder = _decoder_fields(raw, state, encoder, notes, source)
-        if found_heads and wanted is None:
-            decoder["heads"] = found_heads
+        if found_heads and (wanted is None or [h.name for h in wanted] == [h.name for h in found_heads]):
+            decoder["heads"] = found_heads  # with the activations the checkpoint was trained with
+            overrides = {key: value for key, value in overrides.items() if key != "heads"}
         elif wanted is not None:
             # The checkpoint's head width says nothing about newly requested heads.
             decoder.pop("head_hidden_dim", None)

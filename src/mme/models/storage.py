@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from mme.errors import CheckpointError
-from mme.utils.atomic import TMP_MARKER, atomic_path
+from mme.utils.atomic import TMP_MARKER, atomic_path, give_default_mode
 
 
 @contextlib.contextmanager
@@ -32,6 +32,7 @@ def atomic_folder(final: str | os.PathLike[str], overwrite: bool = False) -> Ite
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"{final.name}{TMP_MARKER}", dir=final.parent))
     try:
+        give_default_mode(tmp)  # mkdtemp makes it 0700: the finished folder would be private
         yield tmp
         _replace(tmp, final)
     except BaseException:

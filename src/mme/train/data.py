@@ -5,7 +5,8 @@ Every loader wraps its dataset in :class:`~mme.train.distributed.SeededDataset` 
 seed and its place in the epoch: the same with 0 or 8 workers, 1 or N processes, and after a
 resume. Loaders own a private ``torch.Generator`` so creating them never consumes the training
 process's RNG. Bad videos are recorded under ``<output_dir>/bad_videos/`` (shared by workers and
-ranks, see :mod:`mme.data.bad_videos`).
+ranks, see :mod:`mme.data.bad_videos`). A user error raised in a worker reaches the main process
+as raised, not as torch's wrapped traceback (:mod:`mme.train.worker_errors`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 
 from mme.train.distributed import DistEnv, SeededDataset, ShardSampler, TrainSampler
+from mme.train.worker_errors import PassWorkerErrors, UnwrappingLoader
 
 
 def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
@@ -39,13 +41,13 @@ def make_loader(
     from mme.data.datasets import worker_init_fn
 
     workers = runtime.workers
-    return torch.utils.data.DataLoader(
+    return UnwrappingLoader(
         SeededDataset(dataset, tag_items),
         batch_size=batch_size,
         sampler=sampler,
         num_workers=workers,
         pin_memory=runtime.pin_memory and env.device.type == "cuda",
-        collate_fn=collate_fn,
+        collate_fn=PassWorkerErrors(collate_fn or torch.utils.data.default_collate),
         worker_init_fn=worker_init_fn if workers > 0 else None,
         persistent_workers=workers > 0,
         prefetch_factor=runtime.prefetch_factor if workers > 0 else None,
@@ -74,14 +76,38 @@ def pretrain_loader(config: Any, env: DistEnv) -> tuple[Any, torch.utils.data.Da
     return dataset, make_loader(dataset, sampler, config.batch.per_gpu, config.runtime, env), sampler
 
 
-def classification_dataset(config: Any, mode: str, entries: list[Any] | None = None) -> Any:
-    """``mode`` train / val / test of ``data``; ``entries`` replaces the mode's list (the probe
-    encodes the train videos with the validation transform)."""
+def classification_dataset(config: Any, mode: str, list_from: str | None = None) -> Any:
+    """``mode`` train / val / test of ``data``; ``list_from`` (train / val / test) reads another
+    list than the mode's (the probe encodes the train videos with the validation transform)."""
     from mme.data.datasets import VideoClassificationDataset
 
     return VideoClassificationDataset(
-        config.data, mode, entries=entries, bad_video_dir=bad_video_dir(config.runtime)
+        config.data, mode, bad_video_dir=bad_video_dir(config.runtime), list_from=list_from
     )
+
+
+def dataset_class_names(
+    data: Any, list_file: str | None, num_classes: int, counted: str
+) -> tuple[list[str], Path] | None:
+    """The label names of ``data.classes_file``, else of ``classes.json`` beside ``list_file``
+    (None without either), checked against ``num_classes``; ``counted`` says where that number
+    comes from, for the error."""
+    from mme.errors import ConfigError, DataError
+    from mme.io.classes import find_class_names_file, read_class_names
+    from mme.models.config import check_class_names
+
+    path = find_class_names_file(data.classes_file, list_file)
+    if path is None:
+        return None
+    source = f"{path} (data.classes_file)" if data.classes_file is not None else str(path)
+    names = read_class_names(path)
+    if len(names) != num_classes:
+        raise DataError(f"{source} names {len(names)} classes, but {counted} {num_classes}")
+    try:
+        check_class_names(names, num_classes)  # unique, non-empty
+    except ConfigError as error:
+        raise DataError(f"{source}: {error}") from error
+    return names, path
 
 
 def finetune_loader(

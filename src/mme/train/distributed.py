@@ -23,7 +23,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from mme.errors import ConfigError
+from mme.errors import ConfigError, MMEError
+from mme.train.worker_errors import capture
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,8 @@ class SeededDataset(torch.utils.data.Dataset):
     In the main process (``workers=0``) the generators are restored afterwards, so the training
     step's own randomness (drop-path, mixup) keeps its stream. ``tag_items=True`` adds the item's
     index as ``"item"`` to each (dict) sample, for evaluation to know which view it scored.
+    In a worker, a user error is returned as a :class:`~mme.train.worker_errors.WorkerError`
+    item, which the loader of :func:`mme.train.data.make_loader` raises in the main process.
     """
 
     def __init__(self, dataset: torch.utils.data.Dataset, tag_items: bool = False) -> None:
@@ -262,7 +265,11 @@ class SeededDataset(torch.utils.data.Dataset):
         index, seed = key
         if torch.utils.data.get_worker_info() is not None:
             _seed_all(seed)
-            return self._get(index)
+            try:
+                return self._get(index)
+            except MMEError as error:
+                # torch would bury the message in its traceback text (see mme.train.worker_errors).
+                return capture(error)
         saved = (random.getstate(), np.random.get_state(), torch.get_rng_state())
         try:
             _seed_all(seed)

@@ -5,18 +5,27 @@ softmax scores in float32. Rank 0 gathers the shards, orders the views by (video
 averages the scores per video in that order, so N ranks give bit-identical metrics to one.
 Reported: top-1/top-5 of single views and of merged videos, per-class accuracy, the confusion
 matrix, and per-video predictions.
+
+A video that cannot be decoded is never replaced by another (that one's scores would count
+under its path and label): the dataset marks the view ``ok=False`` with a reason in the batch,
+so the news travels back from any loader worker and rank with the scores. A video with any
+failed view is excluded from every metric, logged, named in ``eval.json`` and marked failed in
+``predictions.jsonl``; past ``data.max_bad_fraction`` of the list the job stops with a DataError
+(on every rank).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from mme.data.bad_videos import too_many_bad
 from mme.data.transforms import normalize_clip
 from mme.errors import DataError
 from mme.train.distributed import DistEnv, broadcast_from_main, gather_to_main
@@ -27,47 +36,131 @@ from mme.utils.logging import Progress, RunLog
 
 
 @torch.no_grad()
-def score_views(
-    model: nn.Module, loader: Any, env: DistEnv, precision: Precision, log: RunLog, desc: str = "eval"
-) -> dict[str, torch.Tensor]:
-    """This rank's views: dataset ``item`` indices (V,) and softmax ``scores`` (V, C), on CPU."""
-    model.eval()
-    items, scores = [], []
+def run_views(
+    forward: Callable[[torch.Tensor], torch.Tensor], loader: Any, env: DistEnv, log: RunLog, desc: str
+) -> dict[str, Any]:
+    """This rank's views: ``forward(normalised clips)`` of those that decoded, and the others.
+
+    Returns dataset ``item`` indices (V,) and float32 ``values`` (V, ...) on CPU of the decoded
+    views, and ``failed``: ``(item, reason)`` of the views the dataset marked ``ok=False``.
+    """
+    items, values, failed = [], [], []
     with Progress(len(loader), desc, unit="batch", logger=log, disable=not env.is_main) as bar:
         for batch in loader:
-            clip = batch["clip"].to(env.device, non_blocking=True)
-            with precision.autocast():
-                logits = model(normalize_clip(clip))
-            scores.append(logits.float().softmax(dim=-1).cpu())
-            items.append(batch["item"].long())
+            item, ok = batch["item"].long(), batch["ok"].bool()
+            reasons = zip(item.tolist(), batch["reason"], ok.tolist(), strict=True)
+            failed.extend((index, reason) for index, reason, good in reasons if not good)
+            if ok.any():
+                clip = batch["clip"] if ok.all() else batch["clip"][ok]
+                values.append(forward(normalize_clip(clip.to(env.device, non_blocking=True))).float().cpu())
+                items.append(item[ok])
             bar.update()
-    if not items:  # more ranks than views
-        return {"item": torch.zeros(0, dtype=torch.long), "scores": torch.zeros(0, 0)}
-    return {"item": torch.cat(items), "scores": torch.cat(scores)}
+    if not items:  # more ranks than views, or none of this rank's views decoded
+        return {"item": torch.zeros(0, dtype=torch.long), "values": torch.zeros(0, 0), "failed": failed}
+    return {"item": torch.cat(items), "values": torch.cat(values), "failed": failed}
 
 
-def merge_shards(shards: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Concatenate the ranks' views in dataset order (the single-process order)."""
+def softmax_scores(model: nn.Module, precision: Precision) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The ``forward`` of :func:`run_views` that scores clips: softmax (V, C) in float32."""
+
+    def scores(clip: torch.Tensor) -> torch.Tensor:
+        with precision.autocast():
+            return model(clip).float().softmax(dim=-1)
+
+    return scores
+
+
+def merge_shards(shards: list[dict[str, Any]]) -> dict[str, Any]:
+    """Concatenate the ranks' views (and their failed views) in dataset order (the
+    single-process order)."""
+    failed = sorted(pair for shard in shards for pair in shard["failed"])
     shards = [shard for shard in shards if shard["item"].numel()]
+    if not shards:
+        return {"item": torch.zeros(0, dtype=torch.long), "values": torch.zeros(0, 0), "failed": failed}
     items = torch.cat([shard["item"] for shard in shards])
     order = torch.argsort(items)
-    return {"item": items[order], "scores": torch.cat([shard["scores"] for shard in shards])[order]}
+    values = torch.cat([shard["values"] for shard in shards])[order]
+    return {"item": items[order], "values": values, "failed": failed}
 
 
-def summarize(views: dict[str, torch.Tensor], labels: torch.Tensor, views_per_video: int) -> dict[str, Any]:
-    """Metrics of gathered views; item ``i`` is view ``i % views_per_video`` of video
-    ``i // views_per_video`` (the layout of ``VideoClassificationDataset``)."""
-    num_videos, num_classes = labels.shape[0], views["scores"].shape[1]
+def failed_videos(failed: list[tuple[int, str]], views_per_video: int) -> dict[int, str]:
+    """Video index → the reason of its first failed view (``failed`` in item order)."""
+    found: dict[int, str] = {}
+    for item, reason in failed:
+        found.setdefault(item // views_per_video, reason)
+    return found
+
+
+def report_failures(failures: dict[int, str], dataset: Any, log: RunLog, desc: str) -> str | None:
+    """Log the videos excluded from the scores; the error message when more than
+    ``data.max_bad_fraction`` of the list are (or all of it), else None."""
+    paths = {str(dataset.entries[video].path): reason for video, reason in failures.items()}
+    for path, reason in paths.items():
+        log.warning("%s: excluded from the scores, cannot be decoded: %s: %s", desc, path, reason)
+    total = len(dataset.entries)
+    where = f"they cannot be decoded, in {dataset.source}"
+    message = too_many_bad(paths, total, dataset.config.max_bad_fraction, where)
+    if message is None and len(failures) == total:
+        message = f"none of the {total} videos of {dataset.source} can be decoded"
+    if message is None and failures:
+        log.warning("%s: %d of %d videos excluded (cannot be decoded)", desc, len(failures), total)
+    return message
+
+
+def gather_views(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    loader: Any,
+    dataset: Any,
+    env: DistEnv,
+    log: RunLog,
+    desc: str,
+) -> dict[str, Any] | None:
+    """:func:`run_views` on every rank, merged on rank 0 (None on the others). Raises DataError
+    on every rank when too many videos cannot be decoded (see :func:`report_failures`)."""
+    shards = gather_to_main(run_views(forward, loader, env, log, desc))
+    views, error = None, None
+    if shards is not None:
+        views = merge_shards(shards)
+        error = report_failures(failed_videos(views["failed"], dataset.views), dataset, log, desc)
+    error = broadcast_from_main(error)
+    if error is not None:
+        raise DataError(error)
+    return views
+
+
+def scored_views(
+    views: dict[str, Any], num_videos: int, views_per_video: int, failures: dict[int, str]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The views of the videos without a failed view: ``(video ids scored (n,), their views'
+    values (V, C), each view's video as a position among the scored (V,))``."""
+    scored = torch.tensor([v for v in range(num_videos) if v not in failures], dtype=torch.long)
+    position = torch.full((num_videos,), -1, dtype=torch.long)
+    position[scored] = torch.arange(scored.shape[0])
     video = views["item"] // views_per_video
-    per_view = topk_correct(views["scores"], labels[video])
-    merged, _ = merge_views(views["scores"], video, num_videos)
+    keep = ~torch.isin(video, torch.tensor(sorted(failures), dtype=torch.long))
+    return scored, views["values"][keep], position[video[keep]]
+
+
+def summarize(views: dict[str, Any], labels: torch.Tensor, views_per_video: int) -> dict[str, Any]:
+    """Metrics of gathered views; item ``i`` is view ``i % views_per_video`` of video
+    ``i // views_per_video`` (the layout of ``VideoClassificationDataset``). Videos with a failed
+    view are left out of every number; ``video_ids`` are the videos scored, in order."""
+    failures = failed_videos(views["failed"], views_per_video)
+    scored, scores, video = scored_views(views, labels.shape[0], views_per_video, failures)
+    labels = labels[scored]
+    num_videos, num_classes = scored.shape[0], scores.shape[1]
+    per_view = topk_correct(scores, labels[video])
+    merged, _ = merge_views(scores, video, num_videos)
     per_video = topk_correct(merged, labels)
     confusion = confusion_matrix(merged.argmax(dim=1), labels, num_classes)
-    total_views = views["scores"].shape[0]
+    total_views = scores.shape[0]
     return {
         "videos": num_videos,
         "views": total_views,
         "views_per_video": views_per_video,
+        "failed_videos": len(failures),
+        "failures": failures,
+        "video_ids": scored,
         "top1": 100.0 * per_video[1] / num_videos,
         "top5": 100.0 * per_video[5] / num_videos,
         "view_top1": 100.0 * per_view[1] / total_views,
@@ -90,11 +183,12 @@ def evaluate(
 ) -> dict[str, Any]:
     """Score on every rank, merge on rank 0. Rank 0 returns the full result (see
     :func:`summarize`), the other ranks the scalar metrics only."""
-    shards = gather_to_main(score_views(model, loader, env, precision, log, desc))
+    model.eval()
+    views = gather_views(softmax_scores(model, precision), loader, dataset, env, log, desc)
     result = None
-    if env.is_main:
+    if views is not None:
         labels = torch.tensor([entry.label for entry in dataset.entries], dtype=torch.long)
-        result = summarize(merge_shards(shards), labels, dataset.views)
+        result = summarize(views, labels, dataset.views)
     scalars = None if result is None else {k: result[k] for k in SCALARS}
     scalars = broadcast_from_main(scalars)
     return result if result is not None else dict(scalars)
@@ -106,20 +200,24 @@ SCALARS = ("top1", "top5", "view_top1", "view_top5")
 def write_eval_files(
     result: dict[str, Any], folder: Path, entries: list[Any], class_names: list[str] | None = None
 ) -> dict[str, Any]:
-    """``eval.json`` (summary), ``predictions.jsonl`` (per video) and ``confusion.csv``, atomically."""
+    """``eval.json`` (summary), ``predictions.jsonl`` (per video; a video that could not be
+    decoded has ``failed: true`` and the ``reason`` instead of scores) and ``confusion.csv``,
+    atomically."""
     folder.mkdir(parents=True, exist_ok=True)
-    scores, labels = result["video_scores"], result["video_labels"]
+    scores, failures = result["video_scores"], result["failures"]
     top5 = scores.topk(min(5, scores.shape[1]), dim=1)
+    row = {int(video): row for row, video in enumerate(result["video_ids"])}
     with atomic_write(folder / "predictions.jsonl") as handle:
         for video, entry in enumerate(entries):
-            record = {
-                "video": video,
-                "path": str(entry.path),
-                "label": int(labels[video]),
-                "prediction": int(top5.indices[video, 0]),
-                "top5": top5.indices[video].tolist(),
-                "top5_scores": [round(float(s), 6) for s in top5.values[video]],
-            }
+            record: dict[str, Any] = {"video": video, "path": str(entry.path), "label": entry.label}
+            if video in failures:
+                record.update(failed=True, reason=failures[video])
+            else:
+                record.update(
+                    prediction=int(top5.indices[row[video], 0]),
+                    top5=top5.indices[row[video]].tolist(),
+                    top5_scores=[round(float(s), 6) for s in top5.values[row[video]]],
+                )
             handle.write(json.dumps(record) + "\n")
     confusion = result["confusion"]
     names = class_names or [str(c) for c in range(confusion.shape[0])]
@@ -128,10 +226,12 @@ def write_eval_files(
         writer.writerow(["true \\ predicted", *names])
         for name, row in zip(names, confusion.tolist(), strict=True):
             writer.writerow([name, *row])
-    summary = {
-        key: result[key]
-        for key in ("videos", "views", "views_per_video", "top1", "top5", "view_top1", "view_top5")
-    }
+    keys = ("videos", "views", "views_per_video", "failed_videos", "top1", "top5", "view_top1", "view_top5")
+    summary = {key: result[key] for key in keys}
+    summary["failed"] = [
+        {"video": video, "path": str(entries[video].path), "reason": reason}
+        for video, reason in failures.items()
+    ]
     summary["per_class_accuracy"] = dict(zip(names, result["per_class_accuracy"], strict=True))
     atomic_write_json(folder / "eval.json", summary)
     return summary
@@ -140,7 +240,7 @@ def write_eval_files(
 def run_eval(config: Any) -> dict[str, Any]:
     """``mme eval``: multi-view test of any classifier checkpoint on ``data.test_list``."""
     from mme.models import load_classifier_with_report
-    from mme.train.data import classification_dataset, eval_loader
+    from mme.train.data import classification_dataset, dataset_class_names, eval_loader
     from mme.train.run import Run
 
     with Run(config, "eval", training=False) as run:
@@ -149,12 +249,13 @@ def run_eval(config: Any) -> dict[str, Any]:
             config.checkpoint, num_frames=data.num_frames, img_size=data.input_size
         )
         test_set = classification_dataset(config, "test")
-        largest = max(entry.label for entry in test_set.entries)
-        if largest >= model.num_classes:
-            raise DataError(
-                f"{data.test_list} has label {largest}, but {config.checkpoint} predicts "
-                f"{model.num_classes} classes"
-            )
+        test_set.check_labels(model.num_classes, f"predicted by the checkpoint {config.checkpoint}")
+        # Names: data.classes_file, else the checkpoint's own, else classes.json beside the test list.
+        if data.classes_file is not None or model.class_names is None:
+            predicts = f"{config.checkpoint} predicts"
+            named = dataset_class_names(data, data.test_list, model.num_classes, predicts)
+            if named is not None:
+                model.class_names = named[0]
         run.start()
         run.log.info("model from %s: %s", config.checkpoint, report.summary())
         model.to(run.device)
@@ -163,10 +264,12 @@ def run_eval(config: Any) -> dict[str, Any]:
         result = evaluate(model, loader, test_set, run.env, precision, run.log, "test")
         summary: dict[str, Any] = {"command": "eval", "checkpoint": str(config.checkpoint)}
         if run.is_main:
-            summary.update(write_eval_files(result, run.out, test_set.entries))
+            summary.update(write_eval_files(result, run.out, test_set.entries, model.class_names))
         human = (
             f"{summary.get('videos')} videos x {summary.get('views_per_video')} views: top-1 "
             f"{result['top1']:.2f} top-5 {result['top5']:.2f} (single view top-1 {result['view_top1']:.2f})"
         )
+        if summary.get("failed_videos"):
+            human += f"; {summary['failed_videos']} video(s) excluded, they cannot be decoded"
         run.write_summary({k: v for k, v in summary.items() if k != "per_class_accuracy"}, human)
         return summary

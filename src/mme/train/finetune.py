@@ -16,11 +16,14 @@ from torch import nn
 
 from mme.data.transforms import Mixup, normalize_clip, smooth_one_hot
 from mme.train.config import FinetuneConfig
-from mme.train.data import classification_dataset, eval_loader, finetune_loader
+from mme.train.data import classification_dataset, dataset_class_names, eval_loader, finetune_loader
 from mme.train.engine import check_finite
 from mme.train.evaluate import evaluate, write_eval_files
 from mme.train.run import Run
 from mme.train.trainer import MeanMeter, StopTraining, Trainer
+from mme.utils.logging import format_value
+
+TRAIN_CLASS_COUNT = "data.num_classes (or the largest train label + 1) is"
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -83,7 +86,11 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
         resume = run.find_resume()
         train_set = classification_dataset(config, "train")
         num_classes = train_set.num_classes
+        val_set, test_set = evaluation_sets(config, train_set)
+        named = dataset_class_names(config.data, config.data.train_list, num_classes, TRAIN_CLASS_COUNT)
         model, report = build_model(config, num_classes)
+        # The names describe this run's labels, never those of the checkpoint it started from.
+        model.class_names = named[0] if named else None
         loader, sampler = finetune_loader(config, run.env, train_set)
         trainer = Trainer(
             run, model, sampler, layer_decay=config.optim.layer_decay, clips_per_sample=config.data.num_sample
@@ -94,10 +101,11 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
         if report is not None:
             run.log.info("init from %s: %s", config.model.init_from, report.summary())
         run.log.info("model %s: %s", config.model.name, trainer.describe())
+        if named:
+            run.log.info("class names from %s", named[1])
         mixing = config.mixup
         mixup = Mixup.from_config(num_classes, mixing) if mixing.enabled else None
         validate_every = config.validation.every_epochs if config.data.val_list else 0
-        val_set = classification_dataset(config, "val") if validate_every else None
         val_loader = eval_loader(val_set, config.batch.per_gpu, config.runtime, run.env) if val_set else None
         stopped = None
         for epoch in range(trainer.start_epoch, config.schedule.epochs):
@@ -125,14 +133,26 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
                 from mme.models import save_model
 
                 save_model(trainer.raw_model, run.out / "model", overwrite=True)
-            if config.validation.test_at_end and config.data.test_list:
-                summary["test"] = test(trainer.raw_model, config, run, trainer)
+            if test_set is not None:
+                summary["test"] = test(trainer.raw_model, config, run, trainer, test_set)
         human = stopped or (
-            f"fine-tuning done: {trainer.step} steps, best val top-1 {summary['best_val_top1']}"
+            f"fine-tuning done: {trainer.step} steps, best val top-1 {format_value(summary['best_val_top1'])}"
             + (f", test top-1 {summary['test']['top1']:.2f}" if "test" in summary else "")
         )
         run.write_summary(summary, human)
         return summary
+
+
+def evaluation_sets(config: FinetuneConfig, train_set: Any) -> tuple[Any, Any]:
+    """The val and test datasets the run will evaluate (None when it will not), their labels
+    checked against the classes of the train set before the first step rather than after training."""
+    data, when = config.data, config.validation
+    val_set = classification_dataset(config, "val") if when.every_epochs and data.val_list else None
+    test_set = classification_dataset(config, "test") if when.test_at_end and data.test_list else None
+    for dataset in (val_set, test_set):
+        if dataset is not None:
+            dataset.check_labels(train_set.num_classes, train_set.num_classes_source)
+    return val_set, test_set
 
 
 def validate(trainer: Trainer, loader: Any, dataset: Any, epoch: int) -> dict[str, float]:
@@ -151,13 +171,15 @@ def validate(trainer: Trainer, loader: Any, dataset: Any, epoch: int) -> dict[st
     return {"val_top1": metrics["top1"], "val_top5": metrics["top5"]}
 
 
-def test(model: nn.Module, config: FinetuneConfig, run: Run, trainer: Trainer) -> dict[str, Any]:
+def test(
+    model: nn.Module, config: FinetuneConfig, run: Run, trainer: Trainer, test_set: Any
+) -> dict[str, Any]:
     """Multi-view test of the final weights; files under ``<output_dir>/eval/``."""
-    test_set = classification_dataset(config, "test")
     loader = eval_loader(test_set, config.batch.per_gpu, config.runtime, run.env)
     result = evaluate(model, loader, test_set, run.env, trainer.precision, run.log, "test")
     if not run.is_main:
         return result
-    summary = write_eval_files(result, run.out / "eval", test_set.entries)
+    names = getattr(model, "class_names", None)
+    summary = write_eval_files(result, run.out / "eval", test_set.entries, names)
     run.log.metrics("test", step=trainer.step, **{k: summary[k] for k in ("top1", "top5", "view_top1")})
-    return {k: summary[k] for k in ("top1", "top5", "view_top1", "view_top5")}
+    return {k: summary[k] for k in ("top1", "top5", "view_top1", "view_top5", "failed_videos")}

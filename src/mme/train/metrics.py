@@ -42,6 +42,9 @@ def merge_views(
 
 def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """``(C, C)`` counts; row = true class, column = predicted class."""
+    if labels.numel() and int(labels.max()) >= num_classes:
+        # The jobs check every list's labels up front (mme.io.lists.check_labels); reaching this is a bug.
+        raise ValueError(f"label {int(labels.max())} is outside the {num_classes} classes of the scores")
     flat = labels.long() * num_classes + predictions.long()
     return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
 

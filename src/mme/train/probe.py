@@ -22,38 +22,34 @@ from typing import Any
 import torch
 from torch import nn
 
-from mme.data.transforms import normalize_clip
-from mme.io.lists import read_list
 from mme.train.config import ProbeConfig
 from mme.train.data import classification_dataset, eval_loader
-from mme.train.distributed import DistEnv, gather_to_main
+from mme.train.distributed import DistEnv
 from mme.train.engine import Precision
+from mme.train.evaluate import gather_views
 from mme.train.metrics import topk_correct
 from mme.train.run import Run
-from mme.utils.logging import Progress, RunLog
+from mme.utils.logging import Progress, RunLog, format_value
 
 
-@torch.no_grad()
 def extract_features(
-    model: nn.Module, loader: Any, env: DistEnv, precision: Precision, log: RunLog, desc: str
-) -> torch.Tensor | None:
-    """Features ``(num_items, D)`` in dataset order on rank 0 (None on the other ranks)."""
+    model: nn.Module, loader: Any, dataset: Any, env: DistEnv, precision: Precision, log: RunLog, desc: str
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(features (n, D), labels (n,))`` of the videos that decoded, in dataset order, on rank 0
+    (None on the other ranks). A video that cannot be decoded is left out, never stood in for by
+    another video's features under its label; too many of them stop the job (DataError on every
+    rank, see :func:`mme.train.evaluate.gather_views`)."""
     model.eval()
-    items, features = [], []
-    with Progress(len(loader), desc, unit="batch", logger=log, disable=not env.is_main) as bar:
-        for batch in loader:
-            clip = normalize_clip(batch["clip"].to(env.device, non_blocking=True))
-            with precision.autocast():
-                features.append(model.forward_features(clip).float().cpu())
-            items.append(batch["item"].long())
-            bar.update()
-    mine = {"item": torch.cat(items), "features": torch.cat(features)} if items else None
-    shards = gather_to_main(mine)
-    if shards is None:
+
+    def features(clip: torch.Tensor) -> torch.Tensor:
+        with precision.autocast():
+            return model.forward_features(clip)
+
+    views = gather_views(features, loader, dataset, env, log, desc)
+    if views is None:
         return None
-    shards = [shard for shard in shards if shard is not None]  # ranks without items (tiny sets)
-    order = torch.argsort(torch.cat([shard["item"] for shard in shards]))
-    return torch.cat([shard["features"] for shard in shards])[order]
+    labels = torch.tensor([entry.label for entry in dataset.entries], dtype=torch.long)
+    return views["values"], labels[views["item"]]  # one view per video: item = video
 
 
 class LinearProbe(nn.Module):
@@ -123,7 +119,7 @@ def train_probe(
             metrics["val_top1"] = accuracy(probe, *val)
             if history["best_top1"] is None or metrics["val_top1"] > history["best_top1"]:
                 history["best_top1"], history["best_epoch"] = metrics["val_top1"], epoch
-        run.log.metrics("probe", step=epoch, **metrics)
+        run.log.metrics("probe", epoch=epoch, **metrics)
         run.scalars("probe", metrics, epoch)
         history["final"] = metrics
         bar.update(loss=metrics["loss"])
@@ -147,25 +143,23 @@ def run_probe(config: ProbeConfig) -> dict[str, Any]:
         encoder.requires_grad_(False)
         encoder.to(run.device)
         # Train clips with the validation transform: one centred clip per video.
-        train_set = classification_dataset(config, "val", entries=read_list(data.train_list, root=data.root))
+        train_set = classification_dataset(config, "val", list_from="train")
         val_set = classification_dataset(config, "val") if data.val_list else None
+        if val_set is not None:  # before any encoding: a val label the head has no output for
+            val_set.check_labels(train_set.num_classes, train_set.num_classes_source)
         run.start()
         run.log.info("encoder from %s: %s", config.model.init_from, report.summary())
         precision = Precision(config.runtime.precision, run.device)
         loader = eval_loader(train_set, config.batch.per_gpu, config.runtime, run.env)
-        train_features = extract_features(encoder, loader, run.env, precision, run.log, "features train")
-        val_features = None
+        train = extract_features(encoder, loader, train_set, run.env, precision, run.log, "features train")
+        val = None
         if val_set is not None:
             loader = eval_loader(val_set, config.batch.per_gpu, config.runtime, run.env)
-            val_features = extract_features(encoder, loader, run.env, precision, run.log, "features val")
+            val = extract_features(encoder, loader, val_set, run.env, precision, run.log, "features val")
         summary: dict[str, Any] = {"command": "probe", "checkpoint": config.model.init_from}
-        if run.is_main:
-            num_classes = data.num_classes or train_set.num_classes
-            train_labels = torch.tensor([e.label for e in train_set.entries])
-            val = None
-            if val_features is not None:
-                val = (val_features, torch.tensor([e.label for e in val_set.entries]))
-            probe, history = train_probe(config, (train_features, train_labels), val, num_classes, run)
+        if train is not None:  # rank 0
+            num_classes = train_set.num_classes
+            probe, history = train_probe(config, train, val, num_classes, run)
             encoder.reset_head(num_classes)
             weight, bias = probe.folded()
             with torch.no_grad():
@@ -175,8 +169,12 @@ def run_probe(config: ProbeConfig) -> dict[str, Any]:
             save_model(encoder.cpu(), run.out / "model", overwrite=True)
             summary.update(
                 {
-                    "train_videos": len(train_set),
-                    "val_videos": len(val_set) if val_set is not None else 0,
+                    "train_videos": train[1].shape[0],
+                    "val_videos": val[1].shape[0] if val is not None else 0,
+                    "failed_videos": {
+                        "train": len(train_set) - train[1].shape[0],
+                        "val": len(val_set) - val[1].shape[0] if val is not None else 0,
+                    },
                     "val_top1": history["final"].get("val_top1"),
                     "best_val_top1": history["best_top1"],
                     "best_epoch": history["best_epoch"],
@@ -184,5 +182,5 @@ def run_probe(config: ProbeConfig) -> dict[str, Any]:
                     "model": str(run.out / "model"),
                 }
             )
-        run.write_summary(summary, f"linear probe: val top-1 {summary.get('val_top1')}")
+        run.write_summary(summary, f"linear probe: val top-1 {format_value(summary.get('val_top1'))}")
         return summary

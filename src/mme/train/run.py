@@ -1,16 +1,25 @@
 """The surroundings of one job: process group, run folder, logs, TensorBoard, seeds, resume.
 
 Every command (pretrain, finetune, probe, eval) opens a :class:`Run` first. Rank 0 alone writes
-files. Nothing in an existing run folder is overwritten before the inputs are known to be good:
+files. Nothing in an existing run folder is written before the inputs are known to be good:
 a folder that already holds checkpoints is only reused with ``--resume``, and the resolved
-``config.yaml`` is written after the resume / init checkpoints have loaded.
+``config.yaml`` and the log files are written by :meth:`Run.start`, after the lists and the
+resume / init checkpoints have loaded (a missing list file leaves no empty logs behind).
+
+Inside ``with Run(...)``, SIGTERM (a cluster's time limit, ``kill``) raises :class:`Terminated`,
+so that a job unwinds as after Ctrl-C: temporary files are removed, the log records an
+``interrupted`` event with the step and epoch reached, and the files are closed.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import signal
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -24,11 +33,16 @@ from mme.utils.atomic import atomic_write_json
 from mme.utils.logging import RunLog
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as an exception in a :class:`Run` (``mme`` reports it like Ctrl-C)."""
+
+
 class Run:
     """Process group + run folder + RunLog + TensorBoard (+ checkpoints for training jobs).
 
     Layout of ``runtime.output_dir`` (see docs/training.md): ``config.yaml``, ``<command>.log``,
     ``<command>.jsonl``, ``tensorboard/``, ``checkpoints/``, ``summary.json``.
+    ``where`` tells an interrupt record how far the job got (the trainer sets it: step, epoch).
     """
 
     def __init__(self, config: Any, command: str, training: bool = True) -> None:
@@ -45,7 +59,11 @@ class Run:
                 "or choose another runtime.output_dir"
             )
         self.env: DistEnv = init_distributed(runtime.device)
-        self.log = RunLog(self.out, command, is_main=self.env.is_main)
+        self.log = RunLog(self.out, command, is_main=self.env.is_main, defer_files=True)
+        self.where: Callable[[], dict[str, Any]] = dict
+        self._resumed: dict[str, Any] | None = None
+        self._sigterm_before: Any = None  # the handler to restore, once ours is installed
+        self._sigterm_installed = False
         self._threads_before = torch.get_num_threads()
         if self.device.type == "cpu":
             threads = cpu_threads(runtime.workers, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
@@ -78,7 +96,7 @@ class Run:
             path, state = found
         else:
             path, state = Path(resume), load_checkpoint(resume, for_resume=True)
-        self.log.info("resuming from %s (step %d, epoch %d)", path, state["step"], state["epoch"])
+        self._resumed = {"checkpoint": str(path), "step": int(state["step"]), "epoch": int(state["epoch"])}
         changed = changed_keys(
             state["config"], to_dict(self.config), ignore=("runtime.resume", "runtime.output_dir")
         )
@@ -94,7 +112,9 @@ class Run:
         return count
 
     def start(self) -> None:
-        """Write the resolved config and the start event (after every input has been checked)."""
+        """Open the log files, write the resolved config, the start event and, when continuing a
+        run, the resume event (after every input has been checked)."""
+        self.log.open_files()
         if self.is_main:
             write_config(self.config, self.out / "config.yaml")
         threads = f" ({torch.get_num_threads()} threads each)" if self.device.type == "cpu" else ""
@@ -106,6 +126,14 @@ class Run:
             device=str(self.device),
             threads=torch.get_num_threads(),
         )
+        if self._resumed is not None:
+            step = self._resumed["step"]
+            self.log.event(
+                "resume",
+                human=f"resuming from {self._resumed['checkpoint']} (step {step}, epoch "
+                f"{self._resumed['epoch']}); records of later steps logged before this line are superseded",
+                **self._resumed,
+            )
 
     def scalars(self, prefix: str, values: dict[str, float], step: int) -> None:
         """TensorBoard scalars ``<prefix>/<name>`` (rank 0 only; opened lazily, it imports slowly)."""
@@ -132,10 +160,38 @@ class Run:
         shutdown_distributed()
 
     def __enter__(self) -> Run:
+        if threading.current_thread() is threading.main_thread():  # only there can signals be handled
+            self._sigterm_before = signal.signal(signal.SIGTERM, _raise_terminated)
+            self._sigterm_installed = True
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        try:
+            if isinstance(error, KeyboardInterrupt):
+                self._record_interrupt(error)
+        finally:
+            if self._sigterm_installed:
+                # None: a handler not set from Python; the default is the best stand-in.
+                before = self._sigterm_before if self._sigterm_before is not None else signal.SIG_DFL
+                signal.signal(signal.SIGTERM, before)
+                self._sigterm_installed = False
+            self.close()
+
+    def _record_interrupt(self, error: KeyboardInterrupt) -> None:
+        """The ``interrupted`` event: which signal, how far the job got, where it can resume."""
+        name = "SIGTERM" if isinstance(error, Terminated) else "SIGINT"
+        where = self.where()
+        steps = self.checkpoints.steps() if self.checkpoints is not None else []
+        last = str(steps[-1][1]) if steps else None
+        reached = ", ".join(f"{key} {value}" for key, value in where.items())
+        resume = f"; --resume auto continues from {last}" if last else ""
+        self.log.event(
+            "interrupted",
+            human=f"interrupted ({name}){' at ' + reached if reached else ''}{resume}",
+            signal=name,
+            **where,
+            last_checkpoint=last,
+        )
 
 
 def changed_keys(
@@ -153,6 +209,10 @@ def changed_keys(
         elif a != b:
             changed.append(dotted)
     return changed
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(signal.Signals(signum).name)
 
 
 def seed_everything(seed: int) -> None:

@@ -116,6 +116,7 @@ class Trainer:
             clip_grad=optim.clip_grad,
         )
         self.start_epoch = 0
+        self.epoch = 0  # in progress
         self.skip = 0  # samples of start_epoch this rank already consumed (mid-epoch resume)
         self.consumed = 0
         self.metrics: dict[str, Any] = {}
@@ -124,10 +125,15 @@ class Trainer:
         self._saved_step = -1
         self._job_start_step = 0
         self._bar: Progress | None = None
+        run.where = self.position
 
     @property
     def step(self) -> int:
         return self.updater.step
+
+    def position(self) -> dict[str, int]:
+        """How far training got: optimiser steps done and the epoch in progress."""
+        return {"step": self.step, "epoch": self.epoch}
 
     def _wrap(self, model: nn.Module, find_unused_parameters: bool) -> nn.Module:
         if self.run.env.distributed:
@@ -175,6 +181,7 @@ class Trainer:
             )
             self.start_epoch, global_consumed = self.start_epoch + 1, 0
         self.skip = global_consumed // world
+        self.epoch = self.start_epoch
         self.metrics = dict(state.get("metrics") or {})
         per_rank = state["rng"]["per_rank"]
         if len(per_rank) == world:
@@ -219,6 +226,7 @@ class Trainer:
     def batches(self, loader: Iterable[Any], epoch: int) -> Iterator[Any]:
         """This epoch's micro-batches (resuming mid-epoch where a checkpoint stopped), with progress."""
         skip = self.skip if epoch == self.start_epoch else 0
+        self.epoch = epoch
         self.consumed = skip
         batch_size = self.config.batch.per_gpu
         done = skip // batch_size
@@ -231,6 +239,7 @@ class Trainer:
             logger=self.run.log,
             disable=not self.run.is_main,
             initial=done,
+            later=(self.config.schedule.epochs - epoch - 1) * self.micro_per_epoch,
         ) as bar:
             self._bar = bar
             for index, batch in enumerate(loader, start=done):

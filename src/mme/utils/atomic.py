@@ -33,12 +33,13 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f"{final.name}{TMP_MARKER}", dir=final.parent)
-    # mkstemp creates 0600; give the file the mode a plain open() would (shared clusters).
-    os.fchmod(fd, 0o666 & ~_current_umask())
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # After the writer, not before: mkstemp creates 0600, and some writers replace the file
+        # with their own 0600 temporary (safetensors >= 0.5 does).
+        give_default_mode(tmp)
         _fsync_file(tmp)
         os.replace(tmp, final)
         _fsync_dir(final.parent)
@@ -67,6 +68,16 @@ def atomic_write_json(final: str | os.PathLike[str], data: Any, indent: int | No
     with atomic_write(final, "w") as handle:
         json.dump(data, handle, indent=indent, sort_keys=False)
         handle.write("\n")
+
+
+def give_default_mode(path: str | os.PathLike[str]) -> None:
+    """Give ``path`` the mode a plain ``open()`` / ``mkdir()`` would (0666 / 0777 less the umask).
+
+    Temporary files and folders are created private (0600 / 0700); what is renamed into place
+    must be readable as the user's umask says (shared clusters, group folders).
+    """
+    full = 0o777 if Path(path).is_dir() else 0o666
+    os.chmod(path, full & ~_current_umask())
 
 
 def _current_umask() -> int:

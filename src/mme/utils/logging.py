@@ -3,18 +3,20 @@
 Every command a user runs writes ``<name>.log`` (what a person reads) and ``<name>.jsonl``
 (one JSON object per event, for scripts and plots) into its output folder, and shows progress:
 a tqdm bar on an interactive terminal, periodic log lines (count, rate, ETA) otherwise, so that
-cluster logs stay readable.
+cluster logs stay readable. A resumed job appends to the same JSON lines; :func:`current_records`
+reads them as the run's history (see its docstring and docs/training.md).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import math
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -60,27 +62,62 @@ class RunLog:
 
     Only the process with ``is_main=True`` (rank 0 in distributed runs) writes files; the others
     log warnings and errors to the console only, so N ranks never interleave one file.
+    ``defer_files=True`` keeps the lines in memory (the console shows them at once) until
+    :meth:`open_files`: a job that fails while checking its inputs leaves no files behind, and
+    never appends to the log of the run it was asked to continue.
     """
 
     def __init__(
-        self, out_dir: str | os.PathLike[str] | None, name: str = "run", is_main: bool = True
+        self,
+        out_dir: str | os.PathLike[str] | None,
+        name: str = "run",
+        is_main: bool = True,
+        defer_files: bool = False,
     ) -> None:
         self.logger = get_logger(f"mme.{name}")
         self.is_main = is_main
         self.name = name
         self._file_handler: logging.Handler | None = None
-        self._jsonl = None
+        self._jsonl: TextIO | None = None
+        self._held: logging.handlers.MemoryHandler | None = None
+        self._held_json: list[str] = []
         self.out_dir = Path(out_dir) if out_dir is not None else None
         if not is_main:
             self.logger.setLevel(logging.WARNING)
             return
         self.logger.setLevel(logging.INFO)
-        if self.out_dir is not None:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            self._file_handler = logging.FileHandler(self.out_dir / f"{name}.log", encoding="utf-8")
-            self._file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s | %(message)s"))
-            self.logger.addHandler(self._file_handler)
-            self._jsonl = open(self.out_dir / f"{name}.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        if self.out_dir is None:
+            return
+        if defer_files:
+            # No target yet: it holds every record until open_files() hands them to the file.
+            self._held = logging.handlers.MemoryHandler(sys.maxsize, flushLevel=logging.CRITICAL + 1)
+            self.logger.addHandler(self._held)
+        else:
+            self.open_files()
+
+    def open_files(self) -> None:
+        """Create ``<name>.log`` / ``<name>.jsonl`` (appending) and write what was held until now."""
+        if not self.is_main or self.out_dir is None or self._jsonl is not None:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._file_handler = logging.FileHandler(self.out_dir / f"{self.name}.log", encoding="utf-8")
+        self._file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s | %(message)s"))
+        self._jsonl = open(self.out_dir / f"{self.name}.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        if self._held is not None:
+            self._held.setTarget(self._file_handler)
+            self._held.flush()
+            self._drop_held()
+        self.logger.addHandler(self._file_handler)
+        self._jsonl.writelines(self._held_json)
+        self._jsonl.flush()
+        self._held_json = []
+
+    def _drop_held(self) -> None:
+        if self._held is not None:
+            self.logger.removeHandler(self._held)
+            self._held.setTarget(None)
+            self._held.close()
+            self._held = None
 
     @property
     def jsonl_path(self) -> Path | None:
@@ -99,19 +136,24 @@ class RunLog:
         """Write one JSON line ``{"time": ..., "kind": kind, **fields}`` and optionally a human line."""
         if human is not None:
             self.info(human)
-        if self._jsonl is None:
-            return
         record = {"time": round(time.time(), 3), "kind": kind, **{k: _jsonable(v) for k, v in fields.items()}}
-        self._jsonl.write(json.dumps(record) + "\n")
+        line = json.dumps(record) + "\n"
+        if self._jsonl is None:
+            if self._held is not None:  # files deferred (not on other ranks, nor without a folder)
+                self._held_json.append(line)
+            return
+        self._jsonl.write(line)
         self._jsonl.flush()
 
-    def metrics(self, kind: str, step: int | None = None, **values: Any) -> None:
-        """Log scalar metrics as one JSON line and one compact human line."""
-        shown = " ".join(f"{k}={_fmt(v)}" for k, v in values.items())
-        prefix = f"[{kind}]" if step is None else f"[{kind} {step}]"
-        self.event(kind, human=f"{prefix} {shown}", step=step, **values)
+    def metrics(self, kind: str, step: int | None = None, epoch: int | None = None, **values: Any) -> None:
+        """Log scalar metrics as one JSON line and one compact human line, ``step`` (optimiser
+        steps) and ``epoch`` labelled as such: ``[train] step=3 epoch=0 loss=0.5``."""
+        position = {key: value for key, value in (("step", step), ("epoch", epoch)) if value is not None}
+        self.event(kind, human=f"[{kind}] {format_values({**position, **values})}", **position, **values)
 
     def close(self) -> None:
+        self._drop_held()  # a job that never opened its files leaves none
+        self._held_json = []
         if self._file_handler is not None:
             self.logger.removeHandler(self._file_handler)
             self._file_handler.close()
@@ -127,6 +169,27 @@ class RunLog:
         self.close()
 
 
+def current_records(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The records of a ``<name>.jsonl`` (parsed, in file order) that describe the run as it stands.
+
+    A job stopped between checkpoints (killed, interrupted) has logged steps that its resumed
+    successor trains again and logs again. Each ``resume`` record names the checkpoint's ``step``:
+    every record with a larger ``step`` written before it (``train``, ``epoch``, ``checkpoint``
+    and ``test`` lines of the steps that were redone) is superseded and left out here.
+    ``start`` / ``resume`` / ``interrupted`` / ``summary`` records are kept: they are the history.
+    """
+    kept: list[Mapping[str, Any]] = []
+    for record in records:
+        if record.get("kind") == "resume":
+            resumed = record["step"]
+            kept = [r for r in kept if r.get("kind") in _HISTORY or not (r.get("step") or 0) > resumed]
+        kept.append(record)
+    return kept
+
+
+_HISTORY = ("start", "resume", "interrupted", "summary")
+
+
 def format_duration(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "?"
@@ -140,6 +203,8 @@ class Progress:
     """Progress over a known number of items: a tqdm bar on a terminal, periodic log lines elsewhere.
 
     Log lines carry count, percentage, rate and ETA, at most every ``every_s`` seconds.
+    ``later``: items of the same run that follow this bar's ``total`` (the epochs still to come,
+    0 in the last); when given, the whole run's ETA at the current rate is shown too.
     ``disable=True`` (non-main ranks) shows nothing.
     """
 
@@ -152,8 +217,10 @@ class Progress:
         every_s: float = 30.0,
         disable: bool = False,
         initial: int = 0,
+        later: int | None = None,
     ) -> None:
         self.total = total
+        self.later = later
         self.desc = desc
         self.unit = unit
         self.count = initial
@@ -175,16 +242,26 @@ class Progress:
         elapsed = time.perf_counter() - self._start
         return (self.count - self._initial) / elapsed if elapsed > 0 else 0.0
 
+    def _left_s(self, items: int) -> float:
+        rate = self.rate
+        return items / rate if rate > 0 else float("inf")
+
+    def run_eta(self) -> str:
+        """`` run ETA 1h02m05s`` when the run goes on after this bar (``later``), else ``""``."""
+        if not self.total or self.later is None:
+            return ""
+        return f" run ETA {format_duration(self._left_s(self.total - self.count + self.later))}"
+
     def update(self, n: int = 1, **postfix: Any) -> None:
         self.count += n
         if postfix:
-            self._postfix = " ".join(f"{k}={_fmt(v)}" for k, v in postfix.items())
+            self._postfix = format_values(postfix)
         if self.disable:
             return
         if self._bar is not None:
             self._bar.update(n)
-            if postfix:
-                self._bar.set_postfix_str(self._postfix, refresh=False)
+            if postfix or self.later is not None:
+                self._bar.set_postfix_str(f"{self._postfix}{self.run_eta()}".strip(), refresh=False)
             return
         now = time.perf_counter()
         if now - self._last_log >= self.every_s or (self.total is not None and self.count >= self.total):
@@ -194,9 +271,8 @@ class Progress:
     def summary(self) -> str:
         rate = self.rate
         if self.total:
-            left = (self.total - self.count) / rate if rate > 0 else float("inf")
             done = f"{self.count}/{self.total} ({100.0 * self.count / self.total:.0f}%)"
-            eta = f" ETA {format_duration(left)}"
+            eta = f" ETA {format_duration(self._left_s(self.total - self.count))}{self.run_eta()}"
         else:
             done, eta = f"{self.count}", ""
         elapsed = format_duration(time.perf_counter() - self._start)
@@ -233,10 +309,18 @@ def progress(
             bar.update()
 
 
-def _fmt(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A value for people: floats to 4 significant digits (33.33, not 33.333333333333336)."""
     if isinstance(value, float):
         return f"{value:.4g}"
+    if isinstance(value, Mapping):
+        return "{" + format_values(value, ", ") + "}"
     return str(value)
+
+
+def format_values(values: Mapping[str, Any], sep: str = " ") -> str:
+    """``key=value`` pairs for log lines and summaries (JSON lines keep full precision)."""
+    return sep.join(f"{key}={format_value(value)}" for key, value in values.items())
 
 
 def _jsonable(value: Any) -> Any:
