@@ -6,7 +6,12 @@ import argparse
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, resume: bool) -> None:
-    parser.add_argument("--config", metavar="FILE.yaml", help="recipe (YAML; may include others with _base_)")
+    parser.add_argument(
+        "--config",
+        metavar="FILE.yaml",
+        help="recipe (YAML; may include others with _base_); a configs/... path that does not exist "
+        "here names the recipe installed with mme",
+    )
     parser.add_argument(
         "--set",
         metavar="KEY=VALUE",

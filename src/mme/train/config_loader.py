@@ -6,6 +6,11 @@ configs reject unknown keys and values of the wrong type, and we turn its errors
 
 A YAML file may start from other files: ``_base_: ../base.yaml`` (or ``defaults: [a.yaml, b.yaml]``)
 names files, relative to the including one, merged first in the order given.
+
+The recipes of the repository's ``configs/`` ship inside the package (``mme/configs``), so a
+``configs/...`` path that does not exist from the working folder names the installed recipe:
+``--config configs/pretrain/k400_vitb_800ep.yaml`` works wherever mme is installed, and a
+local file of that path (an edited copy) wins.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from mme.utils.atomic import atomic_write_text
 
 T = TypeVar("T")
 INCLUDE_KEYS = ("_base_", "defaults")
+# The installed recipes: in a checkout, src/mme/configs links to the repository's configs/.
+RECIPES = Path(__file__).resolve().parents[1] / "configs"
 
 
 def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
@@ -34,7 +41,7 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequ
     """
     merged = OmegaConf.structured(schema)
     if path is not None:
-        for source, data in _yaml_chain(Path(path), ()):
+        for source, data in _yaml_chain(recipe_path(path), ()):
             merged = _merge(merged, data, source)
     for item in overrides:
         merged = _merge(merged, _parse_override(item), f"--set {item}")
@@ -49,6 +56,20 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequ
         raise
     except (OmegaConfBaseException, ValueError, TypeError) as error:
         raise ConfigError(f"invalid config: {_first_line(error)}") from None
+
+
+def recipe_path(path: str | Path) -> Path:
+    """``path`` if it exists; else, for a ``configs/...`` path, the recipe installed with mme."""
+    given = Path(path).expanduser()
+    if given.exists() or given.is_absolute() or given.parts[:1] != ("configs",):
+        return given
+    installed = RECIPES.joinpath(*given.parts[1:])
+    if not installed.is_file():
+        raise ConfigError(
+            f"config file {given} does not exist, neither here nor among the recipes installed "
+            f"with mme ({RECIPES})"
+        )
+    return installed
 
 
 def to_yaml(config: Any) -> str:
