@@ -21,7 +21,8 @@ def synthetic_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def pretrain_run(synthetic_data, tmp_path_factory) -> Path:
-    """A finished tiny pre-training run: 5 epochs of 4 steps, checkpoints at steps 12, 16, 20.
+    """A finished tiny pre-training run: 5 epochs of 4 steps, checkpoints at steps 12, 16, 20, the
+    models of epochs 1 and 3 kept (model-epoch1, model-epoch3).
 
     Shared read-only by the end-to-end, probe and error tests (copy it before changing it).
     """
@@ -29,7 +30,12 @@ def pretrain_run(synthetic_data, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("pretrain") / "run"
     args = tiny_pretrain(
-        synthetic_data, out, "schedule.epochs=5", "runtime.keep_last=3", "runtime.tensorboard=true"
+        synthetic_data,
+        out,
+        "schedule.epochs=5",
+        "runtime.keep_last=3",
+        "runtime.tensorboard=true",
+        "save_model_epochs=[1,3]",
     )
     assert main(args) == 0
     return out

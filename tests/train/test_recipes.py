@@ -68,6 +68,8 @@ def test_k400_pretraining_is_the_released_recipe(epochs, tmp_path):
     global_batch = config.batch.per_gpu * config.batch.num_gpus * config.batch.update_freq
     assert scaled_lr(config.optim.base_lr, global_batch) == pytest.approx(6e-4)
     assert scaled_lr(config.optim.min_lr, global_batch) == pytest.approx(4e-5)
+    # the released 400/800-epoch SSV2 results fine-tune epochs 399/699 of the 1600-epoch run
+    assert config.save_model_epochs == ([399, 699] if epochs == 1600 else [])
 
 
 @pytest.mark.parametrize(
@@ -76,7 +78,7 @@ def test_k400_pretraining_is_the_released_recipe(epochs, tmp_path):
         ("ssv2", 174, 5e-4, 30, 2, 1),
         ("k400", 400, 1e-3, 75, 7, 1),
         ("ucf101", 101, 1e-3, 100, 10, 4),
-        ("hmdb51", 51, 1e-3, 50, 10, 1),
+        ("hmdb51", 51, 1e-3, 100, 10, 4),
     ],
 )
 def test_finetuning_recipes(name, classes, lr, epochs, clips, update_freq, tmp_path):

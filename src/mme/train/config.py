@@ -128,6 +128,9 @@ class PretrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    # Also keep the model of these epochs (0-based: 399 = after 400 epochs) as OUT/model-epoch<N>,
+    # e.g. the released SSV2 400/800-epoch results fine-tune epochs 399/699 of the 1600-epoch run.
+    save_model_epochs: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -292,6 +295,11 @@ def validate(config: RunConfig) -> None:
         _check_training(config)
         from mme.objectives import get_target
 
+        for epoch in config.save_model_epochs:
+            if int(epoch) != epoch or not 0 <= epoch < config.schedule.epochs:
+                raise ConfigError(
+                    f"save_model_epochs: {epoch!r} is not an epoch of this run (0 .. {config.schedule.epochs - 1})"
+                )
         if not config.predict:
             raise ConfigError("predict must name at least one target (e.g. [hog, traj])")
         for name in config.predict:
@@ -327,6 +335,14 @@ def validate(config: RunConfig) -> None:
                     raise ConfigError(
                         f"{key_a}={a} must equal {key_b}={b} (targets are built from these trajectories)"
                     )
+            if "traj_hog" in config.predict and config.traj.camera_motion != "none":
+                # traj_hog finds the points by summing displacements; camera-relative ones do not add
+                # up to the points' positions in the frames.
+                raise ConfigError(
+                    f"predict=traj_hog needs the points' positions in the frames, which "
+                    f"traj.camera_motion={config.traj.camera_motion} displacements do not give; "
+                    "use traj.camera_motion=none"
+                )
     elif isinstance(config, FinetuneConfig):
         _check_model(config.model, "classifier")
         _check_training(config)

@@ -18,6 +18,7 @@ from mme.train.data import pretrain_loader, to_device
 from mme.train.engine import check_finite
 from mme.train.run import Run
 from mme.train.trainer import MeanMeter, StopTraining, Trainer
+from mme.utils.logging import format_values
 
 
 def train_one_epoch(trainer: Trainer, loader: Any, epoch: int, config: PretrainConfig) -> dict[str, float]:
@@ -36,6 +37,9 @@ def train_one_epoch(trainer: Trainer, loader: Any, epoch: int, config: PretrainC
             loss_value, term_values = check_finite(loss, terms, updater.step, epoch)
             stepped = updater.backward(loss)
         values = {"loss": loss_value, **{f"loss_{name}": term for name, term in term_values.items()}}
+        if "traj_camera_fallbacks" in host_batch:
+            # Mean frame pairs per clip whose camera fit failed (uncompensated flow), so it shows.
+            values["camera_fallbacks"] = float(host_batch["traj_camera_fallbacks"].float().mean())
         meter.update(**values)
         if stepped:
             trainer.after_step(epoch, **values)
@@ -87,6 +91,10 @@ def run_pretrain(config: PretrainConfig) -> dict[str, Any]:
                 stopped = str(stop)
                 break
             epoch_means = trainer.end_epoch(epoch, means)
+            if epoch in config.save_model_epochs and run.is_main:
+                from mme.models import save_model
+
+                save_model(trainer.raw_model, run.out / f"model-epoch{epoch}", overwrite=True)
             run.report_bad_videos(dataset)
         summary = {
             "command": "pretrain",
@@ -101,6 +109,6 @@ def run_pretrain(config: PretrainConfig) -> dict[str, Any]:
 
             save_model(trainer.raw_model, run.out / "model", overwrite=True)
             summary["model"] = str(run.out / "model")
-        human = stopped or f"pre-training done: {trainer.step} steps, final {epoch_means}"
+        human = stopped or f"pre-training done: {trainer.step} steps, final {format_values(epoch_means)}"
         run.write_summary(summary, human)
         return summary
