@@ -48,7 +48,7 @@ from mme.data.masking import MaskGenerator
 from mme.data.sampling import stride_clip
 from mme.data.synthetic import SynthConfig, render_video
 from mme.data.transforms import RandAugment, random_erase, to_clip_tensor
-from mme.io.lists import read_list, write_list
+from mme.io.lists import list_root, read_list, write_list
 from mme.io.video import open_video, write_video
 from mme.motion import TrajectoryConfig, dense_clip_trajectories
 from mme.motion.config import DEFAULT_ONLINE_FLOW
@@ -308,7 +308,7 @@ def main() -> None:
         print("extracting offline trajectories ...", file=sys.stderr)
         settings = ExtractSettings(flow=DEFAULT_ONLINE_FLOW)
         for path in paths:
-            extract_video(path, output_path(path, folder / "traj", None), settings)
+            extract_video(path, output_path(path, folder / "traj", list_root(list_path)), settings)
         results["pretrain_offline"] = bench_pretrain(list_path, folder, repeats, folder / "traj")
         results["finetune"] = bench_finetune(list_path, folder, repeats)
     results["load_after"] = os.getloadavg()

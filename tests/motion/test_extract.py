@@ -16,8 +16,16 @@ import numpy as np
 import pytest
 
 from mme.cli.main import main as mme_main
-from mme.errors import ConfigError
-from mme.motion.extract import ExtractSettings, frame_size, output_path, resolve_shard, run_extraction
+from mme.errors import ConfigError, DataError
+from mme.io.lists import read_list
+from mme.motion.extract import (
+    ExtractSettings,
+    frame_size,
+    output_path,
+    resolve_shard,
+    run_extraction,
+    trajectory_outputs,
+)
 from mme.motion.store import read_trajectories, read_trajectory_meta
 
 av = pytest.importorskip("av")
@@ -298,11 +306,32 @@ def test_shard_comes_from_arguments_torchrun_or_slurm():
 def test_output_paths_and_frame_sizes(tmp_path):
     root = tmp_path / "data"
     assert output_path(root / "a" / "v.mp4", tmp_path / "out", root) == tmp_path / "out" / "a" / "v.mp4.traj"
-    assert output_path("rel/v.avi", "out", None) == Path("out/rel/v.avi.traj")
+    assert output_path("rel/v.avi", "out", ".") == Path("out/rel/v.avi.traj")
     assert output_path("/abs/v.mp4", "out", "/elsewhere") == Path("out/abs/v.mp4.traj")
     assert frame_size(640, 272, None) == (640, 272)
     assert frame_size(640, 272, 320) == (320, 136)
     assert frame_size(200, 100, 320) == (200, 100)
+
+
+def test_one_file_spelt_twice_is_one_video_and_two_videos_with_one_key_are_refused(tmp_path):
+    root = tmp_path / "root"
+    listing = tmp_path / "lists" / "train.csv"
+    listing.parent.mkdir()
+    listing.write_text(f"cls/v.mp4 0\ncls/./v.mp4 1\nother/../cls/v.mp4 2\n{root}/cls/w.mp4 0\n")
+    entries = read_list(listing, root=root)
+    outputs = trajectory_outputs(entries, tmp_path / "out", root, listing)
+    assert outputs == {
+        root / "cls" / "v.mp4": tmp_path / "out" / "cls" / "v.mp4.traj",
+        root / "cls" / "w.mp4": tmp_path / "out" / "cls" / "w.mp4.traj",
+    }
+    # A video outside ROOT is keyed by its absolute path, which may be another video's key.
+    clash = root / tmp_path.relative_to("/") / "v.mp4"  # inside ROOT: key <tmp_path>/v.mp4
+    listing.write_text(f"{tmp_path / 'v.mp4'} 0\n{clash} 1\n")
+    with pytest.raises(DataError, match=r"train\.csv:2: .* would be extracted to .*v\.mp4\.traj.*line 1"):
+        trajectory_outputs(read_list(listing, root=root), tmp_path / "out", root, listing)
+    with pytest.raises(DataError, match="would be extracted to"):  # before a file is written
+        run_extraction(listing, tmp_path / "run", root=root, settings=FAST)
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_video_listed_twice_is_extracted_once(tmp_path, dataset, reference):

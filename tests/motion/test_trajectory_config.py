@@ -13,7 +13,8 @@ def test_defaults_are_the_measured_choices():
     assert (config.flow, config.steps, config.grid_stride, config.median_filter, config.max_displacement) == (
         DEFAULT_ONLINE_FLOW, 4, 8, True, 20.0
     )  # fmt: skip
-    assert DEFAULT_ONLINE_FLOW == "dis_ultrafast" and DEFAULT_OFFLINE_FLOW == "dis_fine"
+    # docs/motion.md: dis_halfres keeps the motion inside a patch (online within 10 % of offline)
+    assert DEFAULT_ONLINE_FLOW == "dis_halfres" and DEFAULT_OFFLINE_FLOW == "dis_fine"
 
 
 @pytest.mark.parametrize("config_class", [TrajectoryConfig, TargetConfig])

@@ -33,7 +33,7 @@ def test_registry_dims_and_activations():
         "pixel": 1536,
     }
     assert {name: spec.activation for name, spec in TARGETS.items()} == {
-        "hog": "sigmoid", "traj": "tanh", "traj_hog": "sigmoid", "pixel": "identity"
+        "hog": "identity", "traj": "identity", "traj_hog": "identity", "pixel": "identity"
     }  # fmt: skip
     assert target_dim("traj", TargetConfig(traj_steps=6)) == 48
     with pytest.raises(ConfigError, match="unknown target 'flow'"):

@@ -5,7 +5,8 @@ predicting, for every token, the dataset mean of the target — a model that ign
 tokens can always get there. :func:`measure_floors` draws samples exactly as ``mme pretrain``
 does (same dataset class, crops, masks, online trajectories), builds the ``traj``, ``hog`` and
 ``pixel`` targets of the masked tokens, and returns that floor (and the loss of predicting zeros)
-per target, plus how much the points inside a token move: the patch-std trajectory target
+per target, how much of each target a sigmoid or tanh head could not output, plus how much
+the points inside a token move: the patch-std trajectory target
 divides by that spread, so where it is below the flow's error the target is mostly flow noise.
 
 The demo draws these floors on its pre-training loss curves; ``benchmarks/target_floors.py``
@@ -25,6 +26,19 @@ from mme.errors import ConfigError
 from mme.objectives import build_targets, grid_to_tokens
 
 TARGETS = ("traj", "hog", "pixel")
+
+
+# What each head activation can output (model.heads); identity is unbounded.
+RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}
+
+
+def _out_of_range(values: torch.Tensor, activation: str) -> dict[str, float]:
+    """Share of target values a head with ``activation`` cannot output, and the loss per token
+    that stays even for the best in-range prediction (squared distance to the range)."""
+    low, high = RANGES[activation]
+    outside = (values < low) | (values > high)
+    gap = (values - values.clamp(low, high)).pow(2).sum(-1)
+    return {"share_outside": round(float(outside.double().mean()), 4), "unreachable_loss": float(gap.mean())}
 
 
 def within_patch_motion(disp: torch.Tensor, per_side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -84,12 +98,17 @@ def _measure(config: Any, samples: int, batch: int) -> dict[str, Any]:
             "zeros": float(((values**2).sum(1) * weight).sum() / len(values)),
             "dataset_mean": float((((values - mean) ** 2).sum(1) * weight).sum() / len(values)),
         }
+    head_ranges = {
+        name: {kind: _out_of_range(torch.cat(chunks).double(), kind) for kind in RANGES}
+        for name, chunks in masked.items()
+    }
     spread, drift = np.concatenate(spreads), np.concatenate(drifts)
     return {
         "samples": len(subset),
         "masked_tokens": int(sum(len(chunk) for chunk in masked["traj"])),
         "traj_norm": targets.traj_norm,
         "floors": floors,
+        "head_ranges": head_ranges,
         "within_patch_spread_px": {
             "percentiles_10_25_50_75_90": np.percentile(spread, [10, 25, 50, 75, 90]).round(4).tolist(),
             "share_below": {str(t): round(float((spread < t).mean()), 4) for t in (0.05, 0.1, 0.25, 0.5)},

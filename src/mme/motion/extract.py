@@ -16,10 +16,17 @@
   ``SLURM_ARRAY_TASK_COUNT`` (minus ``SLURM_ARRAY_TASK_MIN``), else one shard. Sharded runs name
   their logs and failure lists after the shard so that shards never write the same file.
 
-Output path: ``OUT / <video path relative to ROOT> + ".traj"``; ROOT defaults to the list's
-folder, as in :func:`mme.io.lists.read_list`, and an absolute list path outside ROOT keeps its
-full path under OUT. Each consecutive flow is computed once per video and shared by the L start
-frames that need it (:func:`mme.motion.tracking.track_video`).
+Output path: ``OUT / <key> + ".traj"``, the key being :func:`mme.io.lists.video_key`: the video's
+path relative to ROOT, which defaults to the list's folder as in :func:`mme.io.lists.read_list`; a
+video outside ROOT (an absolute list path elsewhere, or ``..`` climbing out) keeps its full
+absolute path under OUT. Pre-training with ``data.trajectories=offline`` finds the files through
+the same function (the same list and ``data.root``, ``data.traj_root`` = OUT). Two different
+videos of a list with one key would share a file: refused. Each consecutive flow is computed once
+per video and shared by the L start frames that need it (:func:`mme.motion.tracking.track_video`).
+
+Camera motion (``--camera-motion homography``): frame pairs whose camera fit fails fall back to
+uncompensated flow; each file's header lists them, each video's log event counts them, and the
+summary totals them.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import multiprocessing
 import os
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent import futures
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,11 +46,12 @@ import cv2
 import numpy as np
 
 from mme.errors import ConfigError, DataError, MMEError
+from mme.io.lists import VideoEntry, list_root, read_list, video_key
+from mme.motion.camera import CameraStats
 from mme.motion.config import DEFAULT_OFFLINE_FLOW, TrajectoryConfig
 from mme.motion.flow import set_cv2_threads, shared_flow
 from mme.motion.store import (
     BLOCK_FRAMES,
-    FORMAT_VERSION,
     QUANT_SCALE,
     TrajectoryMeta,
     TrajectoryWriter,
@@ -67,6 +75,7 @@ class ExtractSettings:
     median_filter: bool = True
     max_displacement: float = 20.0
     max_side: int | None = None
+    camera_motion: str = "none"
 
     def __post_init__(self) -> None:
         self.trajectory_config()  # validates the shared fields
@@ -82,6 +91,7 @@ class ExtractSettings:
             grid_stride=self.grid_stride,
             median_filter=self.median_filter,
             max_displacement=self.max_displacement,
+            camera_motion=self.camera_motion,
         )
 
 
@@ -93,6 +103,9 @@ class ExtractSummary:
     failed: int
     seconds: float
     failures_path: Path
+    # Frame pairs of the videos extracted by this run that were camera-compensated / fell back.
+    camera_pairs: int = 0
+    camera_fallbacks: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -100,20 +113,43 @@ class ExtractSummary:
 
 
 def output_path(
-    video: str | os.PathLike[str], out_dir: str | os.PathLike[str], root: str | os.PathLike[str] | None
+    video: str | os.PathLike[str], out_dir: str | os.PathLike[str], root: str | os.PathLike[str]
 ) -> Path:
-    """Where the trajectories of ``video`` go: ``out_dir / <path relative to root> + .traj``."""
-    video = Path(video)
-    relative: Path | None = None
-    if root is not None:
-        # abspath, not resolve: a dataset of symlinks must keep its own layout under OUT.
-        try:
-            relative = Path(os.path.abspath(video)).relative_to(os.path.abspath(root))
-        except ValueError:
-            relative = None
-    if relative is None:
-        relative = Path(*video.parts[1:]) if video.is_absolute() else video
-    return Path(out_dir) / relative.parent / (relative.name + SUFFIX)
+    """Where the trajectories of ``video`` go: ``out_dir / <its key under root> + .traj``.
+
+    ``root`` is the list's :func:`~mme.io.lists.list_root`; the key is
+    :func:`~mme.io.lists.video_key`, which the datasets reading the files use too.
+    """
+    key = video_key(video, root)
+    return Path(out_dir) / key.parent / (key.name + SUFFIX)
+
+
+def trajectory_outputs(
+    entries: Iterable[VideoEntry],
+    out_dir: str | os.PathLike[str],
+    root: str | os.PathLike[str],
+    list_path: str | os.PathLike[str],
+) -> dict[Path, Path]:
+    """``{video: its trajectory file}`` for each distinct video of a list, in list order.
+
+    A video listed twice (train lists repeat videos under several labels, or spell a path two
+    ways) is one video. Two different videos with one key (one under ROOT, one outside it keyed by
+    its absolute path) would overwrite each other's file: a DataError naming both lines.
+    """
+    outputs: dict[Path, Path] = {}
+    owners: dict[Path, VideoEntry] = {}
+    for entry in entries:
+        target = output_path(entry.path, out_dir, root)
+        owner = owners.setdefault(target, entry)
+        if owner is entry:
+            outputs[Path(entry.path)] = target
+        elif os.path.abspath(owner.path) != os.path.abspath(entry.path):
+            raise DataError(
+                f"{list_path}:{entry.line}: {entry.path} would be extracted to {target}, the file of "
+                f"{owner.path} (line {owner.line}): a video outside ROOT ({root}) is keyed by its "
+                "absolute path; choose a --root that holds both"
+            )
+    return outputs
 
 
 def resolve_shard(
@@ -163,6 +199,8 @@ def extract_video(
 ) -> dict[str, Any]:
     """Compute and write one video's trajectory file; returns counts for the log.
 
+    With camera-motion compensation the counts include ``camera_pairs``, ``camera_fallbacks``
+    and a one-line ``camera_summary`` (pairs that fell back to uncompensated flow, by reason).
     Raises DataError for an unreadable video or one without frames (nothing is written then).
     """
     from mme.io.video import open_video
@@ -194,15 +232,27 @@ def extract_video(
             source_height=reader.height,
             source_bytes=source_bytes,
             max_side=settings.max_side,
+            camera_motion=config.camera_motion,
         )
         writer = TrajectoryWriter(meta)
         gray = _gray_frames(reader.iter_frames(), (width, height))
-        for disp, valid in track_video(gray, config, backend):
+        stats = CameraStats()
+        for disp, valid in track_video(gray, config, backend, stats):
             writer.append(disp, valid)
     if writer.count == 0:
         raise DataError(f"no frame could be decoded from {video}")
+    meta.camera_fallbacks = stats.fallback_pairs
     writer.save(out_path)
-    return {"frames": meta.num_frames, "seconds": time.perf_counter() - start, "bytes": meta.file_size}
+    result: dict[str, Any] = {
+        "frames": meta.num_frames,
+        "seconds": time.perf_counter() - start,
+        "bytes": meta.file_size,
+    }
+    if config.camera_motion != "none":
+        result.update(
+            camera_pairs=stats.pairs, camera_fallbacks=stats.fallbacks, camera_summary=stats.summary()
+        )
+    return result
 
 
 def _gray_frames(frames: Iterator[np.ndarray], size: tuple[int, int]) -> Iterator[np.ndarray]:
@@ -222,9 +272,9 @@ def expected_settings(settings: ExtractSettings, video: Path) -> dict[str, Any]:
         "median_filter": settings.median_filter,
         "max_displacement": float(settings.max_displacement),
         "max_side": settings.max_side,
+        "camera_motion": settings.camera_motion,
         "quant_scale": QUANT_SCALE,
         "block_frames": BLOCK_FRAMES,
-        "format_version": FORMAT_VERSION,
         "source_bytes": video.stat().st_size,
     }
 
@@ -288,15 +338,15 @@ def run_extraction(
     environ: Mapping[str, str] | None = None,
 ) -> ExtractSummary:
     """Extract the trajectories of this shard's videos of ``list_path`` into ``out_dir``."""
-    from mme.io.lists import read_list
-
     settings = settings or ExtractSettings()
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     shard, num_shards = resolve_shard(shard, num_shards, environ)
     out_dir = Path(out_dir)
     # A video listed twice (train lists repeat videos under several labels) is extracted once.
-    videos = list(dict.fromkeys(Path(entry.path) for entry in read_list(list_path, root=root)))
+    entries = read_list(list_path, root=root)
+    targets = trajectory_outputs(entries, out_dir, list_root(list_path, root), list_path)
+    videos = list(targets)
     mine = [video for index, video in enumerate(videos) if index % num_shards == shard]
     tag = "" if num_shards == 1 else f".shard-{shard}-of-{num_shards}"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -307,7 +357,7 @@ def run_extraction(
             "start",
             human=f"extract: {len(mine)} of {len(videos)} videos in {list_path} "
             f"(shard {shard}/{num_shards}), flow={settings.flow}, max_side={settings.max_side}, "
-            f"workers={workers}",
+            f"camera_motion={settings.camera_motion}, workers={workers}",
             list=str(list_path),
             shard=shard,
             num_shards=num_shards,
@@ -315,9 +365,7 @@ def run_extraction(
             settings=asdict(settings),
             workers=workers,
         )
-        # Relative list paths start at root, else at the list's folder (as mme.io.lists reads them).
-        base = Path(root) if root is not None else Path(list_path).parent
-        outputs = {video: output_path(video, out_dir, base) for video in mine}
+        outputs = {video: targets[video] for video in mine}
         removed = remove_stale_temp_files(set(outputs.values()))
         if removed:
             log.info(f"removed {removed} temporary file(s) left by an interrupted run")
@@ -325,14 +373,18 @@ def run_extraction(
         skipped = len(mine) - len(todo)
         if skipped:
             log.info(f"{skipped} video(s) already extracted with these settings: skipped")
-        failed = 0
+        failed = camera_pairs = camera_fallbacks = 0
         with (
             open(failures_path, "w", encoding="utf-8") as failures,
             Progress(len(todo), "extract", unit="video", logger=log) as bar,
         ):
             for video, result in _run_tasks(todo, outputs, settings, workers, log):
                 if result["status"] == "ok":
-                    log.event("video", path=str(video), out=str(outputs[video]), **result)
+                    fell_back = result.get("camera_fallbacks", 0)
+                    camera_pairs += result.get("camera_pairs", 0)
+                    camera_fallbacks += fell_back
+                    human = f"{video}: {result['camera_summary']}" if fell_back else None
+                    log.event("video", human=human, path=str(video), out=str(outputs[video]), **result)
                 else:
                     failed += 1
                     failures.write(json.dumps({"path": str(video), "reason": result["reason"]}) + "\n")
@@ -349,17 +401,35 @@ def run_extraction(
         # A worker killed mid-write leaves its temporary file behind; its video was retried.
         remove_stale_temp_files(set(outputs.values()))
         seconds = time.perf_counter() - started
-        summary = ExtractSummary(len(mine), len(todo) - failed, skipped, failed, seconds, failures_path)
+        summary = ExtractSummary(
+            len(mine),
+            len(todo) - failed,
+            skipped,
+            failed,
+            seconds,
+            failures_path,
+            camera_pairs,
+            camera_fallbacks,
+        )
+        camera = (
+            f"; camera motion: {camera_fallbacks} of {camera_pairs} frame pairs fell back to "
+            "uncompensated flow"
+            if settings.camera_motion != "none"
+            else ""
+        )
         log.event(
             "summary",
             human=f"extract: {summary.total} videos: {summary.extracted} extracted, "
             f"{summary.skipped} skipped, {summary.failed} failed in {format_duration(seconds)}"
+            + camera
             + (f"; failures listed in {failures_path}" if failed else ""),
             total=summary.total,
             extracted=summary.extracted,
             skipped=summary.skipped,
             failed=summary.failed,
             seconds=round(seconds, 3),
+            camera_pairs=camera_pairs,
+            camera_fallbacks=camera_fallbacks,
         )
     return summary
 

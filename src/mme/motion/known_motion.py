@@ -6,6 +6,11 @@ sampling it at the analytically mapped sub-pixel positions (``cv2.remap``, bicub
 motion is a closed-form map, the true position of every tracked point in every frame is known,
 which is what the accuracy tests and ``benchmarks/motion.py`` compare against.
 
+For camera-motion compensation (``traj.camera_motion``), :func:`render_layered` draws a second,
+differently textured square with a motion of its own (:class:`MovingSquare`) over a moving
+background (the camera's pan), and :func:`camera_residuals` gives the exact motion of any point
+relative to the camera.
+
 Coordinates are pixel-centre coordinates (pixel ``i`` has its centre at ``i``), as in OpenCV and
 in :mod:`mme.motion.tracking`.
 """
@@ -13,7 +18,7 @@ in :mod:`mme.motion.tracking`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -86,7 +91,78 @@ def render_frames(
     per-frame shift of several hundredths of a pixel. The texture covers exactly the part of the
     scene some frame sees, so no frame ever samples a border.
     """
-    fine = oversample
+    frames = np.empty((num_frames, height, width, 3), np.uint8)
+    for t, samples in enumerate(_scene_samples(motion, num_frames, height, width, sigma, seed, oversample)):
+        frames[t] = _to_pixels(samples, height, width)
+    return frames
+
+
+@dataclass(frozen=True)
+class MovingSquare:
+    """A textured square with a motion of its own, drawn over a scene (camera-motion tests).
+
+    ``motion`` is its whole image motion (the camera's plus its own), a :class:`Motion` like the
+    background's; the square is where it is in frame 0: centre ``centre`` (x, y), side ``size``
+    pixels, and moves with ``motion`` from there.
+    """
+
+    motion: Motion
+    centre: tuple[float, float]
+    size: float
+
+    def contains(
+        self, points: np.ndarray, t: int, height: int, width: int, margin: float = 0.0
+    ) -> np.ndarray:
+        """Which ``points`` (..., 2) of frame ``t`` lie inside the square shrunk by ``margin`` px."""
+        to_scene = cv2.invertAffineTransform(self.motion.matrix(t, ((width - 1) / 2.0, (height - 1) / 2.0)))
+        scene = points @ to_scene[:, :2].T + to_scene[:, 2]
+        half = self.size / 2.0 - margin
+        return (np.abs(scene[..., 0] - self.centre[0]) <= half) & (
+            np.abs(scene[..., 1] - self.centre[1]) <= half
+        )
+
+
+def render_layered(
+    background: Motion,
+    square: MovingSquare,
+    num_frames: int,
+    height: int,
+    width: int,
+    sigma: float = 2.0,
+    seed: int = 0,
+    oversample: int = 4,
+) -> np.ndarray:
+    """Frames (T, H, W, 3) uint8 of a textured background moving by ``background`` (the camera)
+    with a differently textured square moving by ``square.motion`` drawn over it.
+
+    Both layers are sampled on the same fine grid as :func:`render_frames` and composited there,
+    before averaging to output pixels, so the square's edges are anti-aliased like a sensor would
+    see them and both motions stay exact.
+    """
+    layers = zip(
+        _scene_samples(background, num_frames, height, width, sigma, seed, oversample),
+        _scene_samples(square.motion, num_frames, height, width, sigma, seed + 1, oversample),
+        strict=True,
+    )
+    xs, ys = _fine_grid(height, width, oversample)
+    fine_points = np.stack([xs, ys], axis=-1)
+    frames = np.empty((num_frames, height, width, 3), np.uint8)
+    for t, (back, front) in enumerate(layers):
+        inside = square.contains(fine_points, t, height, width)
+        frames[t] = _to_pixels(np.where(inside[..., None], front, back), height, width)
+    return frames
+
+
+def _fine_grid(height: int, width: int, fine: int) -> tuple[np.ndarray, np.ndarray]:
+    """Output-pixel coordinates (x, y) of the fine sample grid (pixel-centre convention at both scales)."""
+    ys, xs = np.mgrid[0 : height * fine, 0 : width * fine].astype(np.float64)
+    return (xs + 0.5) / fine - 0.5, (ys + 0.5) / fine - 0.5
+
+
+def _scene_samples(
+    motion: Motion, num_frames: int, height: int, width: int, sigma: float, seed: int, fine: int
+) -> Iterator[np.ndarray]:
+    """Per frame, float32 (H * fine, W * fine, 3) point samples of the moving texture."""
     centre = ((width - 1) / 2.0, (height - 1) / 2.0)
     inverses = [cv2.invertAffineTransform(motion.matrix(t, centre)) for t in range(num_frames)]
     # The texture covers the scene area seen by any frame (plus a margin for the interpolation).
@@ -98,23 +174,23 @@ def render_frames(
     texture = smooth_texture(
         int(high[1] - low[1]) * fine, int(high[0] - low[0]) * fine, sigma=sigma * fine, seed=seed
     )
-    # Output-pixel coordinates of the fine sample grid (pixel-centre convention at both scales).
-    ys, xs = np.mgrid[0 : height * fine, 0 : width * fine].astype(np.float64)
-    xs, ys = (xs + 0.5) / fine - 0.5, (ys + 0.5) / fine - 0.5
-    frames = np.empty((num_frames, height, width, 3), np.uint8)
-    for t, inverse in enumerate(inverses):
+    xs, ys = _fine_grid(height, width, fine)
+    for inverse in inverses:
         scene_x = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
         scene_y = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
-        samples = cv2.remap(
+        yield cv2.remap(
             texture,
             ((scene_x - low[0] + 0.5) * fine - 0.5).astype(np.float32),
             ((scene_y - low[1] + 0.5) * fine - 0.5).astype(np.float32),
             interpolation=cv2.INTER_CUBIC,
             borderMode=cv2.BORDER_REFLECT,
         )
-        pixels = cv2.resize(samples, (width, height), interpolation=cv2.INTER_AREA)
-        frames[t] = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
-    return frames
+
+
+def _to_pixels(samples: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Fine samples -> uint8 output pixels, each the mean of the samples over its area."""
+    pixels = cv2.resize(samples, (width, height), interpolation=cv2.INTER_AREA)
+    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
 
 
 def true_positions(
@@ -138,6 +214,27 @@ def true_displacements(
 ) -> np.ndarray:
     """Exact per-step displacements (steps, ..., 2) of ``points`` seen in frame ``start``."""
     return np.diff(true_positions(motion, points, start, steps, height, width), axis=0)
+
+
+def camera_residuals(
+    camera: Motion, positions: np.ndarray, start: int, height: int, width: int
+) -> np.ndarray:
+    """Exact per-step displacements relative to the camera, (steps, ..., 2), of points whose true
+    positions in frames ``start .. start + steps`` are ``positions`` (steps + 1, ..., 2).
+
+    Step t's is ``C_t^-1(p_{t+1}) - p_t``, ``C_t`` being the camera's (the background's) map from
+    frame t to frame t + 1: 0 for a point of the background, the object's own motion otherwise
+    (the quantity ``traj.camera_motion = homography`` trajectories store).
+    """
+    centre = ((width - 1) / 2.0, (height - 1) / 2.0)
+    out = []
+    for step in range(len(positions) - 1):
+        t = start + step
+        to_scene = cv2.invertAffineTransform(camera.matrix(t + 1, centre))
+        back = camera.matrix(t, centre)
+        following = positions[step + 1] @ to_scene[:, :2].T + to_scene[:, 2]
+        out.append(following @ back[:, :2].T + back[:, 2] - positions[step])
+    return np.stack(out)
 
 
 def tracking_errors(

@@ -25,13 +25,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from mme.motion.camera import CameraStats
 from mme.motion.config import TrajectoryConfig
 from mme.motion.flow import shared_flow, to_gray
 from mme.motion.tracking import track_tubelets
 
 
 def dense_clip_trajectories(
-    frames: np.ndarray, index: np.ndarray, config: TrajectoryConfig
+    frames: np.ndarray, index: np.ndarray, config: TrajectoryConfig, stats: CameraStats | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Trajectories of K tubelets from distinct frames and an index into them.
 
@@ -39,6 +40,9 @@ def dense_clip_trajectories(
     index: int (K, L+1): ``frames[index[k, t]]`` is raw frame ``r_k + t``.
     Returns ``traj_disp`` float32 (K, L, H/stride, W/stride, 2) (dx, dy) in these frames' pixels
     and ``traj_valid`` bool (K, L, H/stride, W/stride) (the Trajectory-inputs contract).
+    With ``config.camera_motion = "homography"`` the displacements are relative to the camera
+    and ``stats`` (when given) counts the distinct frame pairs compensated and fallen back to
+    uncompensated flow (a fallen-back pair named by its first frame's index into ``frames``).
     """
     frames = np.asarray(frames)
     index = np.asarray(index)
@@ -49,18 +53,20 @@ def dense_clip_trajectories(
     if index.size and (index.min() < 0 or index.max() >= len(frames)):
         raise ValueError(f"index values must lie in [0, {len(frames)}), got [{index.min()}, {index.max()}]")
     gray = to_gray(frames)
-    disp, valid = track_tubelets(gray, index, config, shared_flow(config.flow))
+    disp, valid = track_tubelets(gray, index, config, shared_flow(config.flow), stats)
     return torch.from_numpy(disp), torch.from_numpy(valid)
 
 
-def clip_trajectories(frames: np.ndarray, config: TrajectoryConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def clip_trajectories(
+    frames: np.ndarray, config: TrajectoryConfig, stats: CameraStats | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Trajectories of K tubelets from their frames uint8 (K, L+1, H, W, 3) (frames r_k .. r_k+L).
 
-    Same result as :func:`dense_clip_trajectories`; see there for shapes.
+    Same result as :func:`dense_clip_trajectories`; see there for shapes and ``stats``.
     """
     frames = np.asarray(frames)
     if frames.ndim != 5 or frames.shape[1] != config.steps + 1:
         raise ValueError(f"frames must be uint8 (K, {config.steps + 1}, H, W, 3), got {frames.shape}")
     count = frames.shape[0]
     index = np.arange(count * (config.steps + 1)).reshape(count, config.steps + 1)
-    return dense_clip_trajectories(frames.reshape(-1, *frames.shape[2:]), index, config)
+    return dense_clip_trajectories(frames.reshape(-1, *frames.shape[2:]), index, config, stats)

@@ -19,6 +19,10 @@ rerun writes identical bytes.
 The header's ``file_size`` and per-block CRC32 (of the compressed bytes) catch truncated and
 corrupted files: :func:`read_trajectories` raises :class:`~mme.errors.DataError` naming the file,
 never returns zeros for a damaged one.
+
+Format versions: 2 (written) added ``camera_motion`` and ``camera_fallbacks`` to the header;
+version-1 files (same layout, no camera fields) are still read, as ``camera_motion = "none"``
+(what they hold).
 """
 
 from __future__ import annotations
@@ -35,10 +39,12 @@ from typing import Any
 import numpy as np
 
 from mme.errors import DataError
+from mme.motion.camera import CAMERA_MOTIONS
 from mme.utils.atomic import atomic_write
 
 MAGIC = b"MMETRAJ1"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what the writer writes
+READABLE_VERSIONS = (1, 2)  # 1: before camera_motion (= "none")
 QUANT_SCALE = 6
 BLOCK_FRAMES = 16
 ZLIB_LEVEL = 6
@@ -54,6 +60,9 @@ class TrajectoryMeta:
     video's native size (``scale_x = width / source_width``; 1.0 at native resolution, less when
     ``max_side`` shrank the frames). Positions and displacements are in the pixels of the
     ``width`` x ``height`` frames, pixel-centre convention (:mod:`mme.motion.tracking`).
+    ``camera_motion`` "homography": displacements are relative to the camera
+    (:mod:`mme.motion.camera`) except for the frame pairs ``f -> f + 1`` listed by their first
+    frame ``f`` in ``camera_fallbacks``, whose fit failed (uncompensated flow there).
     """
 
     num_frames: int
@@ -71,6 +80,8 @@ class TrajectoryMeta:
     source_height: int
     source_bytes: int
     max_side: int | None = None
+    camera_motion: str = "none"
+    camera_fallbacks: list[int] = field(default_factory=list)
     quant_scale: int = QUANT_SCALE
     block_frames: int = BLOCK_FRAMES
     format_version: int = FORMAT_VERSION
@@ -86,9 +97,13 @@ class TrajectoryMeta:
         return self.height / self.source_height
 
     def settings(self) -> dict[str, Any]:
-        """The fields that decide the content (compared to skip files already extracted)."""
+        """The fields that decide the content (compared to skip files already extracted).
+
+        Not the format version: a version-1 file holds what version 2 writes with
+        ``camera_motion = "none"``, and versions the reader does not know never get this far.
+        """
         keys = ("steps", "grid_stride", "flow", "median_filter", "max_displacement", "max_side")
-        keys += ("quant_scale", "block_frames", "format_version", "source_bytes")
+        keys += ("camera_motion", "quant_scale", "block_frames", "source_bytes")
         return {key: getattr(self, key) for key in keys}
 
 
@@ -167,8 +182,9 @@ def _corrupt(path: Path, reason: str) -> DataError:
 def read_trajectory_meta(path: str | os.PathLike[str]) -> TrajectoryMeta:
     """Read and check a trajectory file's header (cheap: no block is decompressed).
 
-    Raises DataError when the file is missing, not a trajectory file, of another format version,
-    or not the size its header says (truncated or appended to).
+    Raises DataError when the file is missing, not a trajectory file, of a format version this
+    reader does not know, or not the size its header says (truncated or appended to). A
+    version-1 file reads with ``camera_motion = "none"``.
     """
     path = Path(path)
     try:
@@ -192,12 +208,20 @@ def read_trajectory_meta(path: str | os.PathLike[str]) -> TrajectoryMeta:
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise _corrupt(path, f"unreadable header ({error})") from error
     version = fields.get("format_version") if isinstance(fields, dict) else None
-    if version != FORMAT_VERSION:
-        raise DataError(f"trajectory file {path} has format version {version!r}; mme reads {FORMAT_VERSION}")
+    if version not in READABLE_VERSIONS:
+        raise DataError(
+            f"trajectory file {path} has format version {version!r}; mme reads {list(READABLE_VERSIONS)}"
+        )
+    if version >= 2 and "camera_motion" not in fields:
+        raise _corrupt(path, f"a version-{version} header without camera_motion")
+    if version == 1 and {"camera_motion", "camera_fallbacks"} & fields.keys():
+        raise _corrupt(path, "a version-1 header with version-2 fields")
     try:
         meta = TrajectoryMeta(**fields)
     except TypeError as error:
         raise _corrupt(path, f"unexpected header fields ({error})") from error
+    if meta.camera_motion not in CAMERA_MOTIONS:
+        raise _corrupt(path, f"unknown camera_motion {meta.camera_motion!r}")
     if meta.file_size != actual_size:
         raise _corrupt(path, f"{actual_size} bytes on disk, the header says {meta.file_size}")
     expected_blocks = -(-meta.num_frames // meta.block_frames)

@@ -7,6 +7,11 @@ displacement is clamped to +-``max_displacement``. A point is *valid* after step
 inside the frame; once it has left it stays invalid, and its later displacements are 0 (the
 displacement of the step that takes it out is kept).
 
+With ``config.camera_motion = "homography"`` the flow of each pair is the residual flow relative
+to the camera's homography ``H_t`` (:mod:`mme.motion.camera`): the recorded displacement is the
+residual ``r_t = flow_t(p_t)`` and the point moves to ``p_{t+1} = H_t (p_t + r_t)``, its true
+position in frame t+1 (``H_t`` = identity for a pair that fell back to uncompensated flow).
+
 Conventions (shared by every module of :mod:`mme.motion`):
 
 - positions are pixel-centre coordinates: pixel (i, j) has its centre at x = j, y = i; the frame
@@ -26,6 +31,7 @@ from collections.abc import Iterable, Iterator
 import cv2
 import numpy as np
 
+from mme.motion.camera import CameraStats, apply_homographies, pair_flow
 from mme.motion.config import TrajectoryConfig
 from mme.motion.flow import FlowBackend
 
@@ -93,17 +99,22 @@ def advance(
     fields: np.ndarray,
     which: np.ndarray,
     max_displacement: float,
+    homographies: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One tracking step of points (N, M, 2) with validity (N, M) through ``fields[which[n]]``.
 
     Returns (displacement (N, M, 2), new points, new validity). Points already invalid do not
     move (displacement 0); a point whose new position is outside the frame becomes invalid.
+    With ``homographies`` (P, 3, 3), the fields are residual flows relative to them: the
+    displacement is the residual and the point moves to ``homographies[which[n]] (p + residual)``.
     """
     height, width = fields.shape[1:3]
     disp = bilinear_sample(fields, which, points)
     np.clip(disp, -max_displacement, max_displacement, out=disp)
     disp[~alive] = 0.0
     points = points + disp
+    if homographies is not None:
+        points = apply_homographies(homographies[which], points)
     inside = (
         (points[..., 0] >= -0.5)
         & (points[..., 0] <= width - 0.5)
@@ -118,6 +129,7 @@ def track_tubelets(
     index: np.ndarray,
     config: TrajectoryConfig,
     backend: FlowBackend,
+    stats: CameraStats | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Trajectories of K grids, each seeded in one frame and tracked through the next L frames.
 
@@ -125,6 +137,8 @@ def track_tubelets(
     frames r_k, r_k+1, ..., r_k+L of trajectory k. The flow of each distinct pair of frames is
     computed once (tubelets that share frame pairs share their flows); a pair of one frame with
     itself (a clip padded by repeating its last frame) has zero flow without computing it.
+    With camera-motion compensation, ``stats`` (when given) counts the distinct pairs compensated
+    and fallen back, a fallen-back pair named by its first frame's index into ``gray``.
 
     Returns disp (K, L, Gh, Gw, 2) float32 and valid (K, L, Gh, Gw) bool.
     """
@@ -142,18 +156,25 @@ def track_tubelets(
     unique_pairs, pair_of = np.unique(pairs, axis=0, return_inverse=True)
     pair_of = pair_of.reshape(count, config.steps)
     fields = np.empty((len(unique_pairs), height, width, 2), np.float32)
+    compensated = config.camera_motion != "none"
+    homographies = np.tile(np.eye(3), (len(unique_pairs), 1, 1)) if compensated else None
     for slot, (a, b) in enumerate(unique_pairs):
         if a == b:
-            fields[slot] = 0.0
-        else:
-            prepare_flow(backend(gray[a], gray[b]), config.median_filter, out=fields[slot])
+            fields[slot] = 0.0  # a frame paired with itself: no motion at all, camera included
+            continue
+        flow, homography = pair_flow(backend, gray[a], gray[b], config.camera_motion, stats, int(a))
+        prepare_flow(flow, config.median_filter, out=fields[slot])
+        if homography is not None:
+            homographies[slot] = homography
 
     points = np.broadcast_to(seeds.reshape(1, -1, 2), (count, seeds[..., 0].size, 2)).copy()
     alive = np.ones(points.shape[:2], bool)
     disp = np.empty((count, config.steps, *points.shape[1:]), np.float32)
     valid = np.empty((count, config.steps, points.shape[1]), bool)
     for t in range(config.steps):
-        disp[:, t], points, alive = advance(points, alive, fields, pair_of[:, t], config.max_displacement)
+        disp[:, t], points, alive = advance(
+            points, alive, fields, pair_of[:, t], config.max_displacement, homographies
+        )
         valid[:, t] = alive
     return disp.reshape(count, config.steps, *grid_shape, 2), valid.reshape(count, config.steps, *grid_shape)
 
@@ -162,6 +183,7 @@ def track_video(
     gray_frames: Iterable[np.ndarray],
     config: TrajectoryConfig,
     backend: FlowBackend,
+    stats: CameraStats | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Trajectories of every start frame of a video, streamed in start-frame order.
 
@@ -170,19 +192,23 @@ def track_video(
     started in the L previous frames), so memory stays at L grids whatever the video length.
     Yields (disp (L, Gh, Gw, 2) float32, valid (L, Gh, Gw) bool) for start frames 0, 1, ..., F-1.
     A start frame f with f + L > F - 1 runs out of frames: its steps past the last frame are
-    invalid with displacement 0 (as for a point that left the frame).
+    invalid with displacement 0 (as for a point that left the frame). With camera-motion
+    compensation, ``stats`` (when given) counts the pairs, a fallen-back pair named by the
+    video index of its first frame.
     """
     active: list[_Trajectory] = []
     previous: np.ndarray | None = None
-    for frame in gray_frames:
+    for index, frame in enumerate(gray_frames):
         if previous is not None:
             if frame.shape != previous.shape:
                 raise ValueError(f"frame size changed mid-video: {previous.shape} -> {frame.shape}")
-            field = prepare_flow(backend(previous, frame), config.median_filter)[None]
+            flow, homography = pair_flow(backend, previous, frame, config.camera_motion, stats, index - 1)
+            field = prepare_flow(flow, config.median_filter)[None]
             points = np.stack([trajectory.points for trajectory in active])
             alive = np.stack([trajectory.alive for trajectory in active])
             which = np.zeros(len(active), np.int64)  # every active trajectory samples this one flow
-            disp, points, alive = advance(points, alive, field, which, config.max_displacement)
+            homographies = None if homography is None else homography[None]
+            disp, points, alive = advance(points, alive, field, which, config.max_displacement, homographies)
             for n, trajectory in enumerate(active):
                 trajectory.record(disp[n], points[n], alive[n])
             while active and active[0].done:
@@ -222,7 +248,11 @@ class _Trajectory:
 
 
 def positions_from_displacements(disp: np.ndarray, stride: int) -> np.ndarray:
-    """Tracked positions (..., L+1, Gh, Gw, 2) from per-step displacements (..., L, Gh, Gw, 2)."""
+    """Tracked positions (..., L+1, Gh, Gw, 2) from per-step displacements (..., L, Gh, Gw, 2).
+
+    The true positions for uncompensated trajectories only: camera-compensated displacements are
+    residuals relative to the camera, and their sum is the path with the camera's motion removed.
+    """
     grid_h, grid_w = disp.shape[-3:-1]
     seeds = grid_seeds(grid_h * stride, grid_w * stride, stride)
     start = np.broadcast_to(seeds, (*disp.shape[:-4], 1, grid_h, grid_w, 2))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from mme.errors import ConfigError
 
-TRAJ_NORMS = ("patch_std", "none")
+TRAJ_NORMS = ("patch_std", "patch_std_int", "none")
 
 
 @dataclass
@@ -20,7 +20,11 @@ class TargetConfig:
     - ``patch_size`` / ``tubelet_size``: the token geometry of the model (16, 2).
     - ``traj_steps``: L, steps per trajectory (must match the data's ``TrajectoryConfig.steps``).
     - ``traj_stride``: spacing of trajectory seeds (8: 2x2 points per 16x16 patch).
-    - ``traj_norm``: ``patch_std`` (released recipe) or ``none`` (divide by ``max_displacement``).
+    - ``traj_norm``: ``patch_std`` (standardise over a token's points, std floored at
+      ``traj_std_floor``), ``patch_std_int`` (the released code: whole-pixel steps, ``std + eps``)
+      or ``none`` (divide by ``max_displacement``).
+    - ``traj_std_floor``: smallest std ``patch_std`` divides by, in network-input pixels per step
+      (measured choice: docs/motion.md, "trajectory target").
     - ``max_displacement``: displacements are clamped to +- this, in network-input pixels.
     - ``hog_cell`` / ``hog_bins``: HOG cell size (8: 2x2 cells per patch) and orientation bins (9).
     - ``eps``: added to the standard deviations of ``patch_std`` and of the pixel target.
@@ -31,6 +35,7 @@ class TargetConfig:
     traj_steps: int = 4
     traj_stride: int = 8
     traj_norm: str = "patch_std"
+    traj_std_floor: float = 0.15
     max_displacement: float = 20.0
     hog_cell: int = 8
     hog_bins: int = 9
@@ -59,6 +64,8 @@ class TargetConfig:
                 )
         if not self.max_displacement > 0:
             raise ConfigError(f"targets.max_displacement must be > 0, got {self.max_displacement!r}")
+        if not self.traj_std_floor >= 0:
+            raise ConfigError(f"targets.traj_std_floor must be >= 0, got {self.traj_std_floor!r}")
         if not self.eps >= 0:
             raise ConfigError(f"targets.eps must be >= 0, got {self.eps!r}")
 

@@ -10,6 +10,8 @@ Batch keys read here:
 - ``clip``: the normalised float clip (B, 3, T, H, W);
 - ``traj_disp`` (B, K, L, Gh, Gw, 2) and ``traj_valid`` (B, K, L, Gh, Gw): trajectories in
   network-input pixels (the Trajectory-inputs contract);
+- ``traj_flow_scale`` (optional, B x 2; only for ``traj_norm=patch_std_int``): network-input
+  pixels per pixel of the frames the flow ran on;
 - ``traj_frames`` (only for ``traj_hog``): the frames r_k .. r_k+L each trajectory grid was tracked
   through, normalised like the clip, float (B, K, L+1, 3, H, W).
 
@@ -18,7 +20,7 @@ Per-token layouts (q x q = 2 x 2 cells/points per 16 x 16 patch, ``p = row * q +
 - ``hog`` (108 = 4 x 3 x 9): index ``p * 27 + c * 9 + b`` - cell p, RGB channel c, orientation
   bin b, of the tubelet's SECOND frame (2k + 1).
 - ``traj`` (32 = 2 x L x 4): index ``c * L * 4 + t * 4 + p`` - coordinate c (0 = x, 1 = y), step t,
-  point p.
+  point p; standardised over the 4 points per ``targets.traj_norm`` (:func:`patch_standardise`).
 - ``traj_hog`` (432 = L x 4 x 3 x 9): index ``((t * 4 + p) * 3 + c) * 9 + b`` - the HOG under
   point p after step t (zero once the point is invalid).
 - ``pixel`` (1536 = 2 x 16 x 16 x 3): index ``((dt * 16 + dy) * 16 + dx) * 3 + c`` - pixel-major
@@ -117,13 +119,39 @@ def build_traj(batch: Batch, config: TargetConfig) -> Built:
     disp = disp.float().clamp(-config.max_displacement, config.max_displacement)
     tokens = grid_to_tokens(disp.permute(0, 1, 3, 4, 2, 5), per_side)  # (B, N, P, L, 2)
     tokens = tokens.permute(0, 1, 4, 3, 2)  # (B, N, 2, L, P)
+    if config.traj_norm == "none":
+        return (tokens / config.max_displacement).flatten(2), trajectory_weight(valid, per_side)
+    if config.traj_norm == "patch_std_int":
+        tokens = _whole_flow_pixels(tokens, batch)
+    return patch_standardise(tokens, config).flatten(2), trajectory_weight(valid, per_side)
+
+
+def patch_standardise(tokens: torch.Tensor, config: TargetConfig) -> torch.Tensor:
+    """Standardise (..., P) over a token's P points: subtract their mean, divide by their std.
+
+    ``patch_std`` divides by ``max(std, traj_std_floor)``: a spread below the floor (flow noise
+    on a rigidly moving or static patch) stays small instead of being blown up to unit variance,
+    so the target is ~0 where nothing moves relative to the patch (docs/motion.md, "trajectory
+    target"). ``patch_std_int`` is the released code's ``std + eps`` on whole-pixel steps.
+    """
+    mean = tokens.mean(dim=-1, keepdim=True)
+    std = tokens.std(dim=-1, keepdim=True, unbiased=True)
     if config.traj_norm == "patch_std":
-        mean = tokens.mean(dim=-1, keepdim=True)
-        std = tokens.std(dim=-1, keepdim=True, unbiased=True)
-        tokens = (tokens - mean) / (std + config.eps)
-    else:
-        tokens = tokens / config.max_displacement
-    return tokens.flatten(2), trajectory_weight(valid, per_side)
+        return (tokens - mean) / std.clamp(min=config.traj_std_floor).add(config.eps)
+    return (tokens - mean) / (std + config.eps)
+
+
+def _whole_flow_pixels(tokens: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Each step truncated towards zero to whole pixels of the frames the flow ran on.
+
+    ``traj_flow_scale`` (B, 2): network-input pixels per flow pixel in x and y (1 for online
+    trajectories, the crop's resize factor for offline files); absent means 1.
+    """
+    scale = batch.get("traj_flow_scale")
+    if scale is None:
+        return torch.trunc(tokens)
+    scale = scale.to(tokens).reshape(-1, 1, 2, 1, 1)  # (B, N, 2, L, P) broadcast
+    return torch.trunc(tokens / scale) * scale
 
 
 def build_hog(batch: Batch, config: TargetConfig) -> Built:
@@ -180,21 +208,21 @@ TARGETS: dict[str, TargetSpec] = {
     for spec in (
         TargetSpec(
             "hog",
-            "sigmoid",
+            "identity",
             lambda c: c.hog_cells_per_token * 3 * c.hog_bins,
             build_hog,
             "HOG of each tubelet's second frame (appearance, released recipe)",
         ),
         TargetSpec(
             "traj",
-            "tanh",
+            "identity",
             lambda c: 2 * c.traj_steps * c.traj_points,
             build_traj,
             "per-step trajectory displacements (motion, released recipe)",
         ),
         TargetSpec(
             "traj_hog",
-            "sigmoid",
+            "identity",
             lambda c: c.traj_steps * c.traj_points * 3 * c.hog_bins,
             build_traj_hog,
             "HOG under each tracked point at each step (paper's shape variant)",

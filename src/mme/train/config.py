@@ -179,19 +179,31 @@ class EvalConfig:
     runtime: EvalRuntimeConfig = field(default_factory=EvalRuntimeConfig)
 
 
+PROBE_HEADS = ("linear", "attentive", "knn")
+
+
 @dataclass
 class ProbeHeadConfig:
-    """The linear probe's head training, on cached frozen features."""
+    """The probe's head and its training, on cached frozen features (docs/training.md)."""
 
+    # linear: BatchNorm + Linear on the pooled features (MAE's linear probe); attentive: one
+    # learned query cross-attending over the token grid + Linear; knn: a vote of the k nearest
+    # train videos by cosine similarity of the pooled features (nothing trained).
+    head: str = "linear"
     epochs: int = 100
     lr: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 256
+    # attentive: heads of the cross-attention (must divide the encoder width).
+    num_heads: int = 4
+    # knn: neighbours that vote, each with weight exp(cosine / temperature) (DINO's 20 and 0.07).
+    k: int = 20
+    temperature: float = 0.07
 
 
 @dataclass
 class ProbeConfig:
-    """``mme probe``: linear probing of a frozen pre-trained encoder (METHOD §6)."""
+    """``mme probe``: a linear, attentive or kNN probe of a frozen pre-trained encoder (METHOD §6)."""
 
     model: ModelSection = field(default_factory=lambda: ModelSection(name="vit_base_patch16_224"))
     data: ClassificationDataConfig = field(default_factory=ClassificationDataConfig)
@@ -297,9 +309,8 @@ def validate(config: RunConfig) -> None:
 
         for epoch in config.save_model_epochs:
             if int(epoch) != epoch or not 0 <= epoch < config.schedule.epochs:
-                raise ConfigError(
-                    f"save_model_epochs: {epoch!r} is not an epoch of this run (0 .. {config.schedule.epochs - 1})"
-                )
+                last = config.schedule.epochs - 1
+                raise ConfigError(f"save_model_epochs: {epoch!r} is not an epoch of this run (0 .. {last})")
         if not config.predict:
             raise ConfigError("predict must name at least one target (e.g. [hog, traj])")
         for name in config.predict:
@@ -356,6 +367,12 @@ def validate(config: RunConfig) -> None:
         _positive("probe.lr", config.probe.lr)
         _positive("probe.weight_decay", config.probe.weight_decay, strict=False)
         _positive("probe.batch_size", config.probe.batch_size)
+        if config.probe.head not in PROBE_HEADS:
+            choices = ", ".join(PROBE_HEADS)
+            raise ConfigError(f"probe.head must be one of {choices}, got {config.probe.head!r}")
+        _positive("probe.num_heads", config.probe.num_heads)
+        _positive("probe.k", config.probe.k)
+        _positive("probe.temperature", config.probe.temperature)
         _positive("batch.per_gpu", config.batch.per_gpu)
         _check_runtime(config.runtime)
     elif isinstance(config, EvalConfig):
