@@ -79,6 +79,10 @@ def test_offline_trajectories_and_a_missing_file(synth, tmp_path):
     sample = dataset[0]
     assert sample["traj_disp"].shape == (2, 4, 4, 4, 2) and sample["traj_valid"].shape == (2, 4, 4, 4)
     assert bool(torch.isfinite(sample["traj_disp"]).all()) and bool(sample["traj_valid"][:, 0].any())
+    # network px per stored px, for patch_std_int's whole-pixel truncation: a square crop of
+    # 48 x scale (scales 1 .. 0.66) of the 64x48 video, stored at full size, resized to 32x32
+    scale_x, scale_y = sample["traj_flow_scale"].tolist()
+    assert scale_x == pytest.approx(scale_y) and 32 / 48 - 1e-6 <= scale_x <= 32 / (48 * 0.66) + 1e-6
     missing = output_path(entries[-1].path, config.traj_root, root)
     with pytest.raises(DataError, match=f"trajectory file not found: {missing}"):
         dataset[len(entries) - 1]

@@ -259,7 +259,10 @@ class PretrainDataset(_VideoDataset):
             out_stride=self.traj_config.grid_stride,
             source_scale=(meta.scale_x, meta.scale_y),
         )
-        out = {"traj_disp": out_disp, "traj_valid": out_valid}
+        # Network-input pixels per stored pixel: targets.traj_norm=patch_std_int truncates there.
+        box_w, box_h = geometry.box[2] * meta.scale_x, geometry.box[3] * meta.scale_y
+        flow_scale = torch.tensor([geometry.out_size[0] / box_w, geometry.out_size[1] / box_h])
+        out = {"traj_disp": out_disp, "traj_valid": out_valid, "traj_flow_scale": flow_scale}
         if meta.camera_motion != "none":
             first_frames = np.unique(starts[:, None] + np.arange(self.steps))  # the clip's frame pairs
             out["traj_camera_fallbacks"] = torch.tensor(
@@ -303,6 +306,7 @@ class PretrainDataset(_VideoDataset):
                     augmented[used], local.reshape(dense_pos.shape), self.traj_config, stats
                 )
                 sample["traj_disp"], sample["traj_valid"] = disp, valid
+                sample["traj_flow_scale"] = torch.ones(2)  # the flow ran on the network-input frames
                 if self.traj_config.camera_motion != "none":
                     # Frame pairs whose camera fit failed (uncompensated flow): logged by pre-training.
                     sample["traj_camera_fallbacks"] = torch.tensor(stats.fallbacks)
