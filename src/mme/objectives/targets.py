@@ -51,6 +51,15 @@ class TargetSpec:
     dim: Callable[[TargetConfig], int]
     build: Callable[[Batch, TargetConfig], Built]
     description: str
+    signed: bool  # values of both signs: a sigmoid head could not output half of them
+
+    def check_activation(self, activation: str) -> None:
+        """ConfigError when a head with ``activation`` cannot output this target's values."""
+        if activation == "sigmoid" and self.signed:
+            raise ConfigError(
+                f"a sigmoid head cannot predict target {self.name!r}: its values are negative as "
+                "often as positive; use identity or tanh"
+            )
 
 
 def _require(batch: Batch, key: str, target: str, ndim: int) -> torch.Tensor:
@@ -212,6 +221,7 @@ TARGETS: dict[str, TargetSpec] = {
             lambda c: c.hog_cells_per_token * 3 * c.hog_bins,
             build_hog,
             "HOG of each tubelet's second frame (appearance, released recipe)",
+            False,
         ),
         TargetSpec(
             "traj",
@@ -219,6 +229,7 @@ TARGETS: dict[str, TargetSpec] = {
             lambda c: 2 * c.traj_steps * c.traj_points,
             build_traj,
             "per-step trajectory displacements (motion, released recipe)",
+            True,
         ),
         TargetSpec(
             "traj_hog",
@@ -226,6 +237,7 @@ TARGETS: dict[str, TargetSpec] = {
             lambda c: c.traj_steps * c.traj_points * 3 * c.hog_bins,
             build_traj_hog,
             "HOG under each tracked point at each step (paper's shape variant)",
+            False,
         ),
         TargetSpec(
             "pixel",
@@ -233,6 +245,7 @@ TARGETS: dict[str, TargetSpec] = {
             lambda c: c.tubelet_size * c.patch_size * c.patch_size * 3,
             build_pixel,
             "normalised pixels (VideoMAE baseline)",
+            True,
         ),
     )
 }

@@ -128,6 +128,9 @@ class PretrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    # Head activation per target where it differs from the registry's (identity): the released
+    # code used {hog: sigmoid, traj: tanh} (docs/motion.md, "Heads that reach their targets").
+    head_activations: dict[str, str] = field(default_factory=dict)
     # Also keep the model of these epochs (0-based: 399 = after 400 epochs) as OUT/model-epoch<N>,
     # e.g. the released SSV2 400/800-epoch results fine-tune epochs 399/699 of the 1600-epoch run.
     save_model_epochs: list[int] = field(default_factory=list)
@@ -315,6 +318,18 @@ def validate(config: RunConfig) -> None:
             raise ConfigError("predict must name at least one target (e.g. [hog, traj])")
         for name in config.predict:
             get_target(name)
+        from mme.models.config import HEAD_ACTIVATIONS
+
+        for name, activation in config.head_activations.items():
+            if name not in config.predict:
+                raise ConfigError(
+                    f"head_activations.{name}: {name!r} is not a predicted target {list(config.predict)}"
+                )
+            if activation not in HEAD_ACTIVATIONS:
+                raise ConfigError(
+                    f"head_activations.{name}: {activation!r} is not one of {', '.join(HEAD_ACTIVATIONS)}"
+                )
+            get_target(name).check_activation(activation)
         if len(set(config.predict)) != len(config.predict):
             raise ConfigError(f"predict lists a target twice: {list(config.predict)}")
         for key in ("patch_size", "tubelet_size"):

@@ -53,7 +53,11 @@ def build_model(config: PretrainConfig) -> nn.Module:
     from mme.objectives import get_target, target_dim
 
     heads = [
-        {"name": name, "dim": target_dim(name, config.targets), "activation": get_target(name).activation}
+        {
+            "name": name,
+            "dim": target_dim(name, config.targets),
+            "activation": config.head_activations.get(name, get_target(name).activation),
+        }
         for name in config.predict
     ]
     settings = {
