@@ -1,3 +1,24 @@
-"""mme: Masked Motion Encoding (Sun et al., CVPR 2023) for self-supervised video learning."""
+"""mme: Masked Motion Encoding (Sun et al., CVPR 2023) for self-supervised video learning.
+
+``mme.predict(checkpoint, videos, ...)`` (top-k classes) and ``mme.embed(checkpoint, videos, out,
+...)`` (stored features) use a trained model (docs/using.md); they are imported on first use, so
+``import mme`` stays cheap.
+"""
+
+from typing import Any
 
 __version__ = "0.1.0"
+
+_LAZY = {"predict": "mme.train.predict", "embed": "mme.train.embed", "read_embeddings": "mme.train.embed"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mme' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

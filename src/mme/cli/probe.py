@@ -1,8 +1,11 @@
-"""Linear probe of a frozen pre-trained encoder: features cached once, a BatchNorm + linear head
-trained on them, val top-1 reported; the probe is saved as a classifier `mme eval` can test.
+"""Probe of a frozen pre-trained encoder: features cached once, a head fitted on them, val top-1
+reported. probe.head: linear (BatchNorm + linear layer, saved as a classifier `mme eval` can
+test), attentive (one learned query cross-attending over the token grid + linear layer) or knn
+(cosine k-nearest-neighbour vote, probe.k and probe.temperature). With data.test_list, every head
+is also tested with mme eval's views and files (under <output_dir>/eval).
 
     mme probe --config configs/probe/ucf101_vitb.yaml --set model.init_from=runs/pt/model \\
-              --set runtime.output_dir=runs/probe
+              --set runtime.output_dir=runs/probe --set probe.head=knn
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import argparse
 from mme.train.cli import add_run_arguments
 
 NAME = "probe"
-HELP = "linear probing of a frozen pre-trained encoder"
+HELP = "linear, attentive or kNN probe of a frozen pre-trained encoder"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

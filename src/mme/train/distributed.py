@@ -74,21 +74,25 @@ def cpu_threads(workers: int, local_world_size: int = 1) -> int | None:
     return max(1, cores // max(local_world_size, 1) - workers)
 
 
-def init_distributed(requested_device: str = "auto", timeout_min: int = 30) -> DistEnv:
-    """Join the torchrun process group when launched by torchrun, else run as one process.
-
-    Also enables TF32 matmuls/convolutions on Ampere+ GPUs (free speed, fp32 tolerance is kept
-    by bf16/fp16 autocast anyway) and cuDNN autotuning.
-    """
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = select_device(requested_device, local_rank)
+def setup_device(requested: str, local_rank: int = 0) -> torch.device:
+    """:func:`select_device`, made current, with TF32 matmuls/convolutions on Ampere+ GPUs (free
+    speed; bf16/fp16 autocast is coarser anyway) and cuDNN autotuning."""
+    device = select_device(requested, local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
+    return device
+
+
+def init_distributed(requested_device: str = "auto", timeout_min: int = 30) -> DistEnv:
+    """Join the torchrun process group when launched by torchrun, else run as one process; the
+    device is set up by :func:`setup_device`."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = setup_device(requested_device, local_rank)
     if world_size > 1 and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(

@@ -12,6 +12,11 @@ so the news travels back from any loader worker and rank with the scores. A vide
 failed view is excluded from every metric, logged, named in ``eval.json`` and marked failed in
 ``predictions.jsonl``; past ``data.max_bad_fraction`` of the list the job stops with a DataError
 (on every rank).
+
+:func:`infer_videos` is the one inference path of every job that runs a model over the views of
+a list of videos: ``mme eval`` (and fine-tuning's test), ``mme predict`` (softmax scores) and
+``mme embed`` (features) differ only in the ``forward`` they pass, so the same videos give the
+same per-video numbers whichever command computed them.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +43,18 @@ from mme.utils.logging import Progress, RunLog
 
 @torch.no_grad()
 def run_views(
-    forward: Callable[[torch.Tensor], torch.Tensor], loader: Any, env: DistEnv, log: RunLog, desc: str
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    loader: Any,
+    env: DistEnv,
+    log: RunLog,
+    desc: str,
+    dtype: torch.dtype = torch.float32,
 ) -> dict[str, Any]:
     """This rank's views: ``forward(normalised clips)`` of those that decoded, and the others.
 
-    Returns dataset ``item`` indices (V,) and float32 ``values`` (V, ...) on CPU of the decoded
-    views, and ``failed``: ``(item, reason)`` of the views the dataset marked ``ok=False``.
+    Returns dataset ``item`` indices (V,) and ``values`` (V, ...) on CPU of the decoded views, in
+    ``dtype`` (float32; a probe caching token grids keeps float16), and ``failed``:
+    ``(item, reason)`` of the views the dataset marked ``ok=False``.
     """
     items, values, failed = [], [], []
     with Progress(len(loader), desc, unit="batch", logger=log, disable=not env.is_main) as bar:
@@ -52,7 +64,7 @@ def run_views(
             failed.extend((index, reason) for index, reason, good in reasons if not good)
             if ok.any():
                 clip = batch["clip"] if ok.all() else batch["clip"][ok]
-                values.append(forward(normalize_clip(clip.to(env.device, non_blocking=True))).float().cpu())
+                values.append(forward(normalize_clip(clip.to(env.device, non_blocking=True))).to(dtype).cpu())
                 items.append(item[ok])
             bar.update()
     if not items:  # more ranks than views, or none of this rank's views decoded
@@ -91,13 +103,18 @@ def failed_videos(failed: list[tuple[int, str]], views_per_video: int) -> dict[i
     return found
 
 
-def report_failures(failures: dict[int, str], dataset: Any, log: RunLog, desc: str) -> str | None:
+def report_failures(
+    failures: dict[int, str], dataset: Any, log: RunLog, desc: str, tolerate: bool = False
+) -> str | None:
     """Log the videos excluded from the scores; the error message when more than
-    ``data.max_bad_fraction`` of the list are (or all of it), else None."""
+    ``data.max_bad_fraction`` of the list are (or all of it), else None. ``tolerate``: never an
+    error (``mme predict`` / ``mme embed`` name each failed video in their output instead)."""
     paths = {str(dataset.entries[video].path): reason for video, reason in failures.items()}
     for path, reason in paths.items():
         log.warning("%s: excluded from the scores, cannot be decoded: %s: %s", desc, path, reason)
     total = len(dataset.entries)
+    if tolerate:
+        return None
     where = f"they cannot be decoded, in {dataset.source}"
     message = too_many_bad(paths, total, dataset.config.max_bad_fraction, where)
     if message is None and len(failures) == total:
@@ -114,14 +131,17 @@ def gather_views(
     env: DistEnv,
     log: RunLog,
     desc: str,
+    tolerate: bool = False,
+    dtype: torch.dtype = torch.float32,
 ) -> dict[str, Any] | None:
     """:func:`run_views` on every rank, merged on rank 0 (None on the others). Raises DataError
     on every rank when too many videos cannot be decoded (see :func:`report_failures`)."""
-    shards = gather_to_main(run_views(forward, loader, env, log, desc))
+    shards = gather_to_main(run_views(forward, loader, env, log, desc, dtype))
     views, error = None, None
     if shards is not None:
         views = merge_shards(shards)
-        error = report_failures(failed_videos(views["failed"], dataset.views), dataset, log, desc)
+        failures = failed_videos(views["failed"], dataset.views)
+        error = report_failures(failures, dataset, log, desc, tolerate)
     error = broadcast_from_main(error)
     if error is not None:
         raise DataError(error)
@@ -132,7 +152,7 @@ def scored_views(
     views: dict[str, Any], num_videos: int, views_per_video: int, failures: dict[int, str]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The views of the videos without a failed view: ``(video ids scored (n,), their views'
-    values (V, C), each view's video as a position among the scored (V,))``."""
+    values (V, ...), each view's video as a position among the scored (V,))``."""
     scored = torch.tensor([v for v in range(num_videos) if v not in failures], dtype=torch.long)
     position = torch.full((num_videos,), -1, dtype=torch.long)
     position[scored] = torch.arange(scored.shape[0])
@@ -141,30 +161,83 @@ def scored_views(
     return scored, views["values"][keep], position[video[keep]]
 
 
-def summarize(views: dict[str, Any], labels: torch.Tensor, views_per_video: int) -> dict[str, Any]:
-    """Metrics of gathered views; item ``i`` is view ``i % views_per_video`` of video
+@dataclass
+class VideoValues:
+    """Per-video results of gathered views: each video's views averaged, failed videos apart.
+
+    ``video_ids`` (n,): the videos whose every view decoded, ascending; ``values`` (n, ...): the
+    mean of each one's views (float32, summed in float64 in view order); ``view_values`` (V, ...)
+    and ``view_video`` (V,): those videos' views and each view's row in ``video_ids``;
+    ``failures``: video → the reason of its first failed view; ``views_per_video``: views listed
+    per video (clips x crops).
+    """
+
+    video_ids: torch.Tensor
+    values: torch.Tensor
+    view_values: torch.Tensor
+    view_video: torch.Tensor
+    failures: dict[int, str]
+    views_per_video: int
+
+
+def per_video(views: dict[str, Any], num_videos: int, views_per_video: int) -> VideoValues:
+    """Average gathered views per video; item ``i`` is view ``i % views_per_video`` of video
     ``i // views_per_video`` (the layout of ``VideoClassificationDataset``). Videos with a failed
-    view are left out of every number; ``video_ids`` are the videos scored, in order."""
+    view are left out (listed in ``failures``)."""
     failures = failed_videos(views["failed"], views_per_video)
-    scored, scores, video = scored_views(views, labels.shape[0], views_per_video, failures)
+    scored, values, video = scored_views(views, num_videos, views_per_video, failures)
+    shape = values.shape[1:]
+    if scored.numel():
+        merged, _ = merge_views(values.reshape(values.shape[0], -1), video, scored.shape[0])
+        merged = merged.reshape(scored.shape[0], *shape)
+    else:
+        merged = values.new_zeros((0, *shape))
+    return VideoValues(scored, merged, values, video, failures, views_per_video)
+
+
+def infer_videos(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    loader: Any,
+    dataset: Any,
+    env: DistEnv,
+    log: RunLog,
+    desc: str,
+    tolerate: bool = False,
+    dtype: torch.dtype = torch.float32,
+) -> VideoValues | None:
+    """``forward`` over every view of ``dataset`` (on every rank), averaged per video on rank 0
+    (None on the others): the inference path shared by eval, predict and embed."""
+    views = gather_views(forward, loader, dataset, env, log, desc, tolerate, dtype)
+    return None if views is None else per_video(views, len(dataset.entries), dataset.views)
+
+
+def summarize(views: dict[str, Any], labels: torch.Tensor, views_per_video: int) -> dict[str, Any]:
+    """Metrics of gathered views (see :func:`per_video` for their layout and failed videos)."""
+    return summarize_videos(per_video(views, labels.shape[0], views_per_video), labels)
+
+
+def summarize_videos(videos: VideoValues, labels: torch.Tensor) -> dict[str, Any]:
+    """Metrics of per-video softmax scores against ``labels`` (one per listed video). Videos with
+    a failed view are left out of every number; ``video_ids`` are the videos scored, in order."""
+    failures, scored = videos.failures, videos.video_ids
+    scores, video, merged = videos.view_values, videos.view_video, videos.values
     labels = labels[scored]
     num_videos, num_classes = scored.shape[0], scores.shape[1]
-    per_view = topk_correct(scores, labels[video])
-    merged, _ = merge_views(scores, video, num_videos)
-    per_video = topk_correct(merged, labels)
+    view_hits = topk_correct(scores, labels[video])
+    video_hits = topk_correct(merged, labels)
     confusion = confusion_matrix(merged.argmax(dim=1), labels, num_classes)
     total_views = scores.shape[0]
     return {
         "videos": num_videos,
         "views": total_views,
-        "views_per_video": views_per_video,
+        "views_per_video": videos.views_per_video,
         "failed_videos": len(failures),
         "failures": failures,
         "video_ids": scored,
-        "top1": 100.0 * per_video[1] / num_videos,
-        "top5": 100.0 * per_video[5] / num_videos,
-        "view_top1": 100.0 * per_view[1] / total_views,
-        "view_top5": 100.0 * per_view[5] / total_views,
+        "top1": 100.0 * video_hits[1] / num_videos,
+        "top5": 100.0 * video_hits[5] / num_videos,
+        "view_top1": 100.0 * view_hits[1] / total_views,
+        "view_top5": 100.0 * view_hits[5] / total_views,
         "per_class_accuracy": per_class_accuracy(confusion),
         "confusion": confusion,
         "video_scores": merged,
@@ -184,11 +257,24 @@ def evaluate(
     """Score on every rank, merge on rank 0. Rank 0 returns the full result (see
     :func:`summarize`), the other ranks the scalar metrics only."""
     model.eval()
-    views = gather_views(softmax_scores(model, precision), loader, dataset, env, log, desc)
+    return evaluate_scores(softmax_scores(model, precision), loader, dataset, env, log, desc)
+
+
+def evaluate_scores(
+    scores: Callable[[torch.Tensor], torch.Tensor],
+    loader: Any,
+    dataset: Any,
+    env: DistEnv,
+    log: RunLog,
+    desc: str,
+) -> dict[str, Any]:
+    """:func:`evaluate` of any ``scores(normalised clips) -> probabilities (B, C)`` (the probes'
+    heads on a frozen encoder)."""
+    videos = infer_videos(scores, loader, dataset, env, log, desc)
     result = None
-    if views is not None:
+    if videos is not None:
         labels = torch.tensor([entry.label for entry in dataset.entries], dtype=torch.long)
-        result = summarize(views, labels, dataset.views)
+        result = summarize_videos(videos, labels)
     scalars = None if result is None else {k: result[k] for k in SCALARS}
     scalars = broadcast_from_main(scalars)
     return result if result is not None else dict(scalars)
