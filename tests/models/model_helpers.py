@@ -89,7 +89,7 @@ def _fill(shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str, torch.Tens
 def original_finetune_state(
     dim: int = 192, depth: int = 2, classes: int = 5, layer_scale: bool = False, seed: int = 0
 ) -> dict[str, torch.Tensor]:
-    """A fine-tuned VideoMAE/MME classifier state dict under the original names (METHOD §7)."""
+    """A fine-tuned VideoMAE/MME classifier state dict under the original names (docs/method.md §7)."""
     shapes: dict[str, tuple[int, ...]] = {
         "patch_embed.proj.weight": (dim, 3, 2, 16, 16),
         "patch_embed.proj.bias": (dim,),

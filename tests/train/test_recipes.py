@@ -1,4 +1,4 @@
-"""Every recipe in configs/ loads and validates, and the released ones say what METHOD §6 says."""
+"""Every recipe in configs/ loads and validates, and the released ones say what docs/method.md §6 says."""
 
 from __future__ import annotations
 

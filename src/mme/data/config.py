@@ -2,7 +2,7 @@
 
 Only plain fields (str, int, float, bool, lists of those, None) so omegaconf can build them from
 YAML and ``--set data.mask_ratio=0.9`` overrides them; :mod:`mme.train.config` composes them into
-the run configs. Defaults follow the released ViT-B recipes (METHOD §6). The trajectory settings
+the run configs. Defaults follow the released ViT-B recipes (docs/method.md §6). The trajectory settings
 themselves are :class:`mme.motion.TrajectoryConfig` (the run config's ``traj`` section).
 """
 
@@ -54,6 +54,9 @@ class _ClipSettings:
     min_video_frames: int | None = None
     # Stop with a DataError once more than this fraction of the dataset's videos is bad.
     max_bad_fraction: float = 0.01
+    # Keep decoded videos in memory, up to this many MB per process (each loader worker has its
+    # own cache); 0: decode every item from its file. For small datasets read many times.
+    cache_mb: float = 0.0
 
     def _validate_clip(self) -> None:
         for key in ("num_frames", "stride", "input_size", "patch_size", "tubelet_size"):
@@ -76,6 +79,8 @@ class _ClipSettings:
         if self.min_video_frames is not None and self.min_video_frames < 1:
             raise ConfigError(f"data.min_video_frames must be >= 1 or null, got {self.min_video_frames}")
         _check_range("data.max_bad_fraction", self.max_bad_fraction, 0.0, 1.0)
+        if not self.cache_mb >= 0:
+            raise ConfigError(f"data.cache_mb must be >= 0 (0: no cache), got {self.cache_mb!r}")
 
     @property
     def required_frames(self) -> int:
@@ -84,7 +89,7 @@ class _ClipSettings:
 
 @dataclass
 class PretrainDataConfig(_ClipSettings):
-    """Pre-training data (METHOD §1, §4.1, §6): multi-scale crop, no flip, tube mask 0.7."""
+    """Pre-training data (docs/method.md §1, §4.1, §6): multi-scale crop, no flip, tube mask 0.7."""
 
     train_list: str | None = None
     # GroupMultiScaleCrop: crop sides are these fractions of the short side (snapped to the
@@ -123,7 +128,7 @@ class PretrainDataConfig(_ClipSettings):
 
 @dataclass
 class ClassificationDataConfig(_ClipSettings):
-    """Fine-tuning / evaluation data (VideoMAE protocol, METHOD §6)."""
+    """Fine-tuning / evaluation data (VideoMAE protocol, docs/method.md §6)."""
 
     train_list: str | None = None
     val_list: str | None = None

@@ -1,4 +1,4 @@
-"""Which tokens are masked (METHOD §1): ``bool (N,)``, True = masked, token order of the contract.
+"""Which tokens are masked (docs/method.md §1): ``bool (N,)``, True = masked, token order of the contract.
 
 Token ``n = (k * Hp + i) * Wp + j`` for temporal position k, patch row i, column j. Every mask of
 a generator hides exactly the same number of tokens, so a batch's masked tokens reshape to

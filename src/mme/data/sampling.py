@@ -2,7 +2,7 @@
 
 A clip is T frame indices into the video. For MME pre-training each tubelet k (sampled frames
 2k, 2k+1) also needs the *dense* raw frames ``r_k, r_k+1, ..., r_k+L`` (``r_k`` = raw index of
-sampled frame 2k) along which its trajectories are tracked (METHOD §4.1): the input is sparse,
+sampled frame 2k) along which its trajectories are tracked (docs/method.md §4.1): the input is sparse,
 the motion target temporally dense.
 
 Two ways to place the T frames:

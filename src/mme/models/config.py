@@ -22,7 +22,7 @@ HEAD_ACTIVATIONS = ("sigmoid", "tanh", "identity")
 
 @dataclass
 class ViTConfig:
-    """Video ViT encoder (METHOD §2): tubelet embedding, fixed 1-D sine-cosine positions, pre-norm blocks."""
+    """Video ViT encoder (docs/method.md §2): tubelets, fixed 1-D sine-cosine positions, pre-norm blocks."""
 
     embed_dim: int = 768
     depth: int = 12
@@ -84,7 +84,7 @@ class ViTConfig:
 
 @dataclass
 class ClassifierConfig(ViTConfig):
-    """Encoder + mean pooling + ``fc_norm`` + linear head (METHOD §2, fine-tuning)."""
+    """Encoder + mean pooling + ``fc_norm`` + linear head (docs/method.md §2, fine-tuning)."""
 
     # 0 gives an identity head: the model then returns the pooled features.
     num_classes: int = 400
@@ -183,7 +183,7 @@ def default_heads() -> list[HeadConfig]:
 
 @dataclass
 class MMEPretrainConfig:
-    """MME pre-training model (METHOD §2–3): encoder on visible tokens, light decoder, one head per target.
+    """MME pre-training model (docs/method.md §2–3): encoder on visible tokens, decoder, one head per target.
 
     The decoder blocks share the encoder's ``mlp_ratio``, ``qkv_bias``, ``norm_eps`` and
     ``init_values``, as in the original project.

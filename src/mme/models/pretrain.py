@@ -1,4 +1,4 @@
-"""The MME pre-training model (METHOD §2–3): encode visible tokens, decode all, predict the masked ones.
+"""The MME pre-training model (docs/method.md §2–3): encode visible tokens, decode all, predict masked ones.
 
 Read it as three steps: :meth:`MMEPretrainModel.forward_encoder` (visible tokens only),
 :meth:`~MMEPretrainModel.forward_decoder` (project to decoder width, add the decoder's position

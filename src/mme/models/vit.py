@@ -1,4 +1,4 @@
-"""The video ViT encoder and the classifier built on it (METHOD §2).
+"""The video ViT encoder and the classifier built on it (docs/method.md §2).
 
 ``VisionTransformer`` is the encoder shared by pre-training and fine-tuning; ``VideoClassifier``
 adds mean pooling, ``fc_norm`` and a linear head. Parameter names follow the original

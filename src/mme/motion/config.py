@@ -20,7 +20,7 @@ DEFAULT_OFFLINE_FLOW = "dis_fine"
 
 @dataclass
 class TrajectoryConfig:
-    """How dense trajectories are computed (METHOD §4.1).
+    """How dense trajectories are computed (docs/method.md §4.1).
 
     - ``flow``: optical-flow backend name (:func:`mme.motion.flow.create_flow`).
     - ``steps``: L, the number of raw-frame steps a point is tracked for.

@@ -1,4 +1,4 @@
-"""Histograms of oriented gradients in PyTorch: batched, on any device (METHOD §4.2).
+"""Histograms of oriented gradients in PyTorch: batched, on any device (docs/method.md §4.2).
 
 Per image channel: Sobel gradients (replicate padding), unsigned orientation
 ``theta = atan2(gy, gx) mod pi`` in [0, pi), magnitude ``sqrt(gx^2 + gy^2)``. Each pixel votes its

@@ -1,4 +1,4 @@
-"""Dense point tracking through consecutive optical flows (METHOD §4.1).
+"""Dense point tracking through consecutive optical flows (docs/method.md §4.1).
 
 Seeds sit at the centres of the ``stride`` x ``stride`` cells of the start frame and move by
 ``p_{t+1} = p_t + flow_t(p_t)``, the flow being sampled bilinearly at the sub-pixel position

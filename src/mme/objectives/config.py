@@ -15,7 +15,7 @@ TRAJ_NORMS = ("patch_std", "patch_std_int", "none")
 
 @dataclass
 class TargetConfig:
-    """How targets are built from a batch (METHOD §4).
+    """How targets are built from a batch (docs/method.md §4).
 
     - ``patch_size`` / ``tubelet_size``: the token geometry of the model (16, 2).
     - ``traj_steps``: L, steps per trajectory (must match the data's ``TrajectoryConfig.steps``).

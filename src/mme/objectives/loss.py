@@ -1,4 +1,4 @@
-"""The masked reconstruction loss (METHOD §5)."""
+"""The masked reconstruction loss (docs/method.md §5)."""
 
 from __future__ import annotations
 

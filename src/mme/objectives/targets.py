@@ -1,4 +1,4 @@
-"""Target builders: the batch on the training device -> per-token targets (METHOD §4).
+"""Target builders: the batch on the training device -> per-token targets (docs/method.md §4).
 
 Each target is one registry entry (:data:`TARGETS`): its head activation, its per-token dimension
 and its builder. A builder maps the device batch to ``(values (B, N, C), weight (B, N) or None)``

@@ -4,7 +4,7 @@ Each composes the packages' own dataclasses (model registry settings, ``mme.data
 ``mme.motion.TrajectoryConfig``, ``mme.objectives.TargetConfig``) with the trainer's sections
 below (optimiser, schedule, batch, runtime). The dataclasses are the single source of defaults;
 a YAML recipe and ``--set key=value`` only override (:func:`load_run_config`). Defaults follow
-the released ViT-B recipes of METHOD §6; the recipes in ``configs/`` spell out each one.
+the released ViT-B recipes of docs/method.md §6; the recipes in ``configs/`` spell out each one.
 
 :func:`validate` checks ranges and the consistency between sections (e.g. the targets' trajectory
 length equals the data's) before anything is written, naming the key at fault.
@@ -116,7 +116,7 @@ class RuntimeConfig(EvalRuntimeConfig):
 
 @dataclass
 class PretrainConfig:
-    """``mme pretrain``: MME pre-training (METHOD §1–6)."""
+    """``mme pretrain``: MME pre-training (docs/method.md §1–6)."""
 
     model: ModelSection = field(default_factory=lambda: ModelSection(name="mme_vit_base_patch16_224"))
     # The targets the decoder predicts, one head each (mme.objectives registry names).
@@ -148,7 +148,7 @@ class ValidationConfig:
 
 @dataclass
 class FinetuneConfig:
-    """``mme finetune``: supervised fine-tuning (VideoMAE protocol, METHOD §6)."""
+    """``mme finetune``: supervised fine-tuning (VideoMAE protocol, docs/method.md §6)."""
 
     model: ModelSection = field(
         default_factory=lambda: ModelSection(name="vit_base_patch16_224", overrides={"drop_path_rate": 0.1})
@@ -206,7 +206,7 @@ class ProbeHeadConfig:
 
 @dataclass
 class ProbeConfig:
-    """``mme probe``: a linear, attentive or kNN probe of a frozen pre-trained encoder (METHOD §6)."""
+    """``mme probe``: a linear, attentive or kNN probe of a frozen pre-trained encoder (docs/method.md §6)."""
 
     model: ModelSection = field(default_factory=lambda: ModelSection(name="vit_base_patch16_224"))
     data: ClassificationDataConfig = field(default_factory=ClassificationDataConfig)

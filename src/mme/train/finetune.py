@@ -1,4 +1,4 @@
-"""Supervised fine-tuning of a (pre-trained) video ViT (VideoMAE protocol, METHOD §6).
+"""Supervised fine-tuning of a (pre-trained) video ViT (VideoMAE protocol, docs/method.md §6).
 
 One step: ``per_gpu x num_sample`` augmented clips to the device → normalise → mixup / cutmix
 with label smoothing (soft targets) → logits → soft-target cross-entropy → backward / step.

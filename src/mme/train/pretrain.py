@@ -1,4 +1,4 @@
-"""MME pre-training: predict the trajectories (and HOG) of masked tubelets (METHOD §1–5).
+"""MME pre-training: predict the trajectories (and HOG) of masked tubelets (docs/method.md §1–5).
 
 One step: uint8 batch to the device → normalise → model(clip, mask) predicts every head for the
 masked tokens → targets from the objectives registry (HOG from the normalised clip, trajectories

@@ -1,6 +1,6 @@
 """Hugging Face ``transformers`` VideoMAE <-> mme: parameter names and configs, both ways.
 
-The networks are the same (METHOD §7); HF splits the attention input projection into
+The networks are the same (docs/method.md §7); HF splits the attention input projection into
 ``query``/``key``/``value`` Linears (key without bias) where the original has one ``qkv`` Linear
 plus ``q_bias``/``v_bias``. HF's own checkpoints store the biases as ``attention.attention.q_bias``
 / ``v_bias`` (newer ``transformers`` also accept ``query.bias`` / ``value.bias``); both are read,

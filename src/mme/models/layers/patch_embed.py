@@ -1,4 +1,4 @@
-"""Tubelet embedding: a Conv3d with kernel = stride = (tubelet, patch, patch) (METHOD §1).
+"""Tubelet embedding: a Conv3d with kernel = stride = (tubelet, patch, patch) (docs/method.md §1).
 
 The parameter is a ``Conv3d`` (``patch_embed.proj``, as in the original checkpoints), but the
 forward pass cuts the clip into tubelets with a reshape and applies the weight as one GEMM:

@@ -1,4 +1,4 @@
-"""The fixed 1-D sine-cosine position table of VideoMAE/MME (METHOD §2).
+"""The fixed 1-D sine-cosine position table of VideoMAE/MME (docs/method.md §2).
 
 Token ``p`` (in the token order of the architecture contract) gets
 ``angle(p, j) = p / 10000 ** (2 * (j // 2) / D)``, with ``sin`` on even channels ``j`` and ``cos``
