@@ -19,9 +19,11 @@ files double as the report of which videos were skipped.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
+import shutil
 import socket
 import tempfile
 from collections.abc import Mapping
@@ -55,6 +57,9 @@ class BadVideoLog:
     ) -> None:
         if folder is None:
             folder = tempfile.mkdtemp(prefix="mme-bad-videos-")
+            # Removed when this process exits; loader workers leave through os._exit (forked) or
+            # never register it (spawned), so they cannot remove it under the main process.
+            atexit.register(shutil.rmtree, folder, True)
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.dataset_size = dataset_size
