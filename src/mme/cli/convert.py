@@ -83,12 +83,9 @@ def parse_settings(items: list[str]) -> dict[str, object]:
 
 def run(args: argparse.Namespace) -> int:
     from mme.errors import CheckpointError, ConfigError
-    from mme.models.checkpoint import (
-        load_classifier_with_report,
-        load_pretrain_model_with_report,
-        write_hf_files,
-        write_model_files,
-    )
+    from mme.interop import load_classifier_with_report, load_pretrain_model_with_report
+    from mme.interop.export import write_hf_files
+    from mme.models.saving import write_model_files
     from mme.models.storage import atomic_folder
     from mme.utils.logging import Progress, RunLog
 

@@ -1,20 +1,20 @@
-"""mme.models: the video ViT, the MME pre-training model, the registry and checkpoint import/export.
+"""mme.models: the video ViT, the MME pre-training model, the registry and mme's own model format.
 
 >>> from mme.models import create_model, load_classifier
 >>> model = create_model("mme_vit_base_patch16_224")  # model(clip, mask) -> {head: predictions}
 >>> clf = load_classifier("checkpoint-best/", num_classes=51)  # any supported checkpoint layout
+
+Checkpoint interop (reading any layout, the original/DeepSpeed and Hugging Face adapters, the
+load report, the Hugging Face export) lives in :mod:`mme.interop`, which imports this package.
+Its public names stay importable from here, resolved on first use (a module ``__getattr__``), so
+that importing ``mme.models`` never imports ``mme.interop``.
 """
 
-from mme.models.checkpoint import (
-    config_from_payload,
-    export_hf,
-    load_classifier,
-    load_classifier_with_report,
-    load_pretrain_model,
-    load_pretrain_model_with_report,
-    model_config_dict,
-    save_model,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from mme.models.config import (
     KNOWN_HEADS,
     ClassifierConfig,
@@ -26,10 +26,46 @@ from mme.models.config import (
 )
 from mme.models.params import layer_id
 from mme.models.pretrain import MMEPretrainModel
-from mme.models.reading import SUPPORTED_LAYOUTS
 from mme.models.registry import build_model, create_model, get_config, list_models
-from mme.models.report import LoadReport
+from mme.models.saving import config_from_payload, model_config_dict, save_model
 from mme.models.vit import VideoClassifier, VisionTransformer
+
+if TYPE_CHECKING:
+    from mme.interop import (
+        SUPPORTED_LAYOUTS,
+        LoadReport,
+        export_hf,
+        load_classifier,
+        load_classifier_with_report,
+        load_pretrain_model,
+        load_pretrain_model_with_report,
+    )
+
+# Names that moved to mme.interop; re-exported on first access.
+_INTEROP_NAMES = frozenset(
+    {
+        "SUPPORTED_LAYOUTS",
+        "LoadReport",
+        "export_hf",
+        "load_classifier",
+        "load_classifier_with_report",
+        "load_pretrain_model",
+        "load_pretrain_model_with_report",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _INTEROP_NAMES:
+        value = getattr(importlib.import_module("mme.interop"), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _INTEROP_NAMES)
+
 
 __all__ = [
     "KNOWN_HEADS",

@@ -325,7 +325,7 @@ def write_eval_files(
 
 def run_eval(config: Any) -> dict[str, Any]:
     """``mme eval``: multi-view test of any classifier checkpoint on ``data.test_list``."""
-    from mme.models import load_classifier_with_report
+    from mme.interop import load_classifier_with_report
     from mme.train.data import classification_dataset, dataset_class_names, eval_loader
     from mme.train.run import Run
 

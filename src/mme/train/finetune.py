@@ -63,7 +63,8 @@ def build_model(config: FinetuneConfig, num_classes: int) -> tuple[nn.Module, An
     """A classifier for ``num_classes``: initialised from ``model.init_from`` when given (its
     encoder; a new head unless the class counts match), else randomly (training from scratch).
     Returns the model and the load report (None from scratch)."""
-    from mme.models import create_model, load_classifier_with_report
+    from mme.interop import load_classifier_with_report
+    from mme.models import create_model
 
     data = config.data
     settings = {

@@ -130,7 +130,8 @@ def data_config(model: nn.Module, settings: ViewSettings) -> ClassificationDataC
 def load_model(checkpoint: str | os.PathLike[str] | nn.Module, log: RunLog) -> nn.Module:
     """A classifier from any checkpoint ``load_classifier`` reads (its head as stored: a
     pre-training checkpoint gives ``num_classes=0``), or ``checkpoint`` itself when it is one."""
-    from mme.models import VideoClassifier, load_classifier_with_report
+    from mme.interop import load_classifier_with_report
+    from mme.models import VideoClassifier
 
     if isinstance(checkpoint, nn.Module):
         if not isinstance(checkpoint, VideoClassifier):

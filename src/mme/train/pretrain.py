@@ -49,7 +49,8 @@ def train_one_epoch(trainer: Trainer, loader: Any, epoch: int, config: PretrainC
 def build_model(config: PretrainConfig) -> nn.Module:
     """The pre-training model: heads from ``predict`` (widths from the targets' settings), clip
     size from the data; from ``model.init_from`` when given (continued pre-training)."""
-    from mme.models import create_model, load_pretrain_model
+    from mme.interop import load_pretrain_model
+    from mme.models import create_model
     from mme.objectives import get_target, target_dim
 
     heads = [

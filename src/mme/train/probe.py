@@ -222,7 +222,7 @@ def train_probe(
 
 
 def run_probe(config: ProbeConfig) -> dict[str, Any]:
-    from mme.models import load_classifier_with_report
+    from mme.interop import load_classifier_with_report
 
     with Run(config, "probe", training=False) as run:
         data, kind = config.data, config.probe.head

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from mme.errors import CheckpointError
-from mme.models.adapters.videomae import Canonical
+from mme.interop.adapters.videomae import Canonical
 from mme.models.config import ClassifierConfig
 from mme.utils.normalization import IMAGENET_MEAN, IMAGENET_STD
 

@@ -8,7 +8,8 @@ import torch
 from model_helpers import original_pretrain_state, random_clip, tiny_classifier, tube_mask
 
 from mme.cli.main import main
-from mme.models import load_classifier, load_pretrain_model, save_model
+from mme.interop import load_classifier, load_pretrain_model
+from mme.models import save_model
 
 
 def test_convert_original_pretraining_checkpoint_to_mme_and_hf(tmp_path, capsys):

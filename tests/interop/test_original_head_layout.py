@@ -13,8 +13,9 @@ import torch
 from model_helpers import original_pretrain_state, random_clip, reference_pretrain, tiny_pretrain, tube_mask
 
 from mme.errors import CheckpointError
-from mme.models import load_pretrain_model_with_report, save_model
-from mme.models.adapters.videomae import original_head_rows
+from mme.interop import load_pretrain_model_with_report
+from mme.interop.adapters.videomae import original_head_rows
+from mme.models import save_model
 from mme.motion.hog import hog_along_trajectories, hog_cells
 from mme.objectives import TargetConfig, build_targets
 

@@ -1,45 +1,34 @@
-"""Save, load, import and export models.
+"""Load a classifier or a pre-training model from a checkpoint of any supported layout.
 
-- :func:`save_model` writes mme's own format: a folder with ``model.safetensors`` and
-  ``config.json`` (the model kind, registry name and full config), or one ``.safetensors`` file
-  carrying the same config in its metadata.
-- :func:`load_classifier` / :func:`load_pretrain_model` read every layout listed in
-  :data:`mme.models.reading.SUPPORTED_LAYOUTS` (ours, original MME/VideoMAE ``.pth``, DeepSpeed,
-  Hugging Face). The architecture comes from the checkpoint (our config, HF's config, or the
-  shapes of an original state dict) unless given. Every tensor is accounted for in a
-  :class:`~mme.models.report.LoadReport`: loaded, newly initialised (a new head, ``fc_norm`` after
-  pre-training) or not used (a decoder when fine-tuning); missing encoder tensors and shape
-  mismatches are errors naming the parameter.
-- :func:`export_hf` writes a folder that ``transformers.VideoMAEForVideoClassification``,
-  ``AutoImageProcessor`` and the ``video-classification`` pipeline load.
-- A classifier's ``class_names`` are kept through every save, load and export that keeps its
-  head: our ``class_names`` key beside the config, HF's ``id2label``.
+:func:`load_classifier` / :func:`load_pretrain_model` read every layout listed in
+:data:`mme.interop.reading.SUPPORTED_LAYOUTS` (ours, original MME/VideoMAE ``.pth``, DeepSpeed,
+Hugging Face). The architecture comes from the checkpoint (our config, HF's config, or the
+shapes of an original state dict) unless given. Every tensor is accounted for in a
+:class:`~mme.interop.report.LoadReport`: loaded, newly initialised (a new head, ``fc_norm`` after
+pre-training) or not used (a decoder when fine-tuning); missing encoder tensors and shape
+mismatches are errors naming the parameter. A classifier's ``class_names`` are kept whenever its
+head is: our ``class_names`` key beside the config, HF's ``id2label``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-import mme
 from mme.errors import CheckpointError, ConfigError
-from mme.models.adapters.hf import (
+from mme.interop.adapters.hf import (
     HF_FC_NORM_EPS,
     canonical_from_hf,
-    classifier_to_hf,
     hf_class_names,
     hf_decoder_fields,
     hf_encoder_fields,
-    hf_preprocessor_config,
     is_hf_pretraining,
 )
-from mme.models.adapters.videomae import (
+from mme.interop.adapters.videomae import (
     Canonical,
     block_count,
     canonical_from_original,
@@ -47,124 +36,22 @@ from mme.models.adapters.videomae import (
     infer_encoder_fields,
     name_heads,
 )
+from mme.interop.reading import RawCheckpoint, read_checkpoint
+from mme.interop.report import LoadReport, group_names
 from mme.models.config import (
     ClassifierConfig,
     MMEPretrainConfig,
     ModelConfig,
     ViTConfig,
     apply_overrides,
-    config_from_dict,
     config_to_dict,
     parse_heads,
 )
 from mme.models.pretrain import MMEPretrainModel
-from mme.models.reading import RawCheckpoint, read_checkpoint
-from mme.models.registry import decoder_heads_for_width, model_kind
-from mme.models.report import LoadReport, group_names
-from mme.models.storage import atomic_folder, write_safetensors
+from mme.models.registry import decoder_heads_for_width
+from mme.models.saving import config_from_payload
 from mme.models.vit import VideoClassifier
-from mme.utils.atomic import atomic_write_json
 from mme.utils.logging import get_logger
-
-FORMAT = "mme"
-FORMAT_VERSION = 1
-
-
-# ----------------------------------------------------------------------------- our format
-
-
-def model_config_dict(model: nn.Module) -> dict[str, Any]:
-    """What ``config.json`` (and a training checkpoint's ``model_config``) holds to rebuild ``model``;
-    a classifier's ``class_names`` (when it has them) ride along, outside the architecture config."""
-    config = _config_of(model)
-    payload = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "kind": model_kind(config),
-        "name": getattr(model, "model_name", None),
-        "config": config_to_dict(config),
-        "mme_version": mme.__version__,
-    }
-    names = getattr(model, "class_names", None)
-    if names is not None:
-        payload["class_names"] = names
-    return payload
-
-
-def _config_of(model: nn.Module) -> ModelConfig:
-    config = getattr(model, "config", None)
-    if not isinstance(config, (ClassifierConfig, MMEPretrainConfig)):
-        raise CheckpointError(
-            f"{type(model).__name__} is not an mme model (no ClassifierConfig/MMEPretrainConfig)"
-        )
-    return config
-
-
-def config_from_payload(payload: dict[str, Any], source: str = "model config") -> ModelConfig:
-    """Rebuild a model config from :func:`model_config_dict`'s output (or a bare config dict)."""
-    if "config" in payload and "kind" in payload:
-        if int(payload.get("format_version", 1)) > FORMAT_VERSION:
-            raise CheckpointError(
-                f"{source}: written by a newer mme (format_version {payload['format_version']}); upgrade mme"
-            )
-        kind, data = payload["kind"], payload["config"]
-    else:
-        kind, data = ("pretrain" if "encoder" in payload else "classifier"), payload
-    if kind not in ("classifier", "pretrain"):
-        raise CheckpointError(f"{source}: unknown model kind {kind!r} (expected 'classifier' or 'pretrain')")
-    cls = MMEPretrainConfig if kind == "pretrain" else ClassifierConfig
-    try:
-        config = config_from_dict(cls, data)
-        config.validate()
-    except ConfigError as error:
-        raise CheckpointError(f"{source}: invalid model config: {error}") from error
-    return config
-
-
-def save_model(model: nn.Module, dst: str | os.PathLike[str], overwrite: bool = False) -> Path:
-    """Write ``model`` in mme's format: a folder, or a single file if ``dst`` ends in ``.safetensors``."""
-    dst = Path(dst)
-    if dst.suffix == ".safetensors":
-        if dst.exists() and not overwrite:
-            raise CheckpointError(f"{dst} already exists; refusing to overwrite it (use overwrite=True)")
-        payload = model_config_dict(model)
-        write_safetensors(dst, model.state_dict(), {"mme_config": json.dumps(payload)})
-        return dst
-    with atomic_folder(dst, overwrite=overwrite) as tmp:
-        write_model_files(model, tmp)
-    return dst
-
-
-def write_model_files(model: nn.Module, folder: Path) -> None:
-    """``model.safetensors`` + ``config.json`` into an existing (temporary) folder."""
-    payload = model_config_dict(model)
-    write_safetensors(folder / "model.safetensors", model.state_dict(), {"mme_config": json.dumps(payload)})
-    atomic_write_json(folder / "config.json", payload)
-
-
-def export_hf(model: nn.Module, dst: str | os.PathLike[str], overwrite: bool = False) -> Path:
-    """Write a Hugging Face ``VideoMAEForVideoClassification`` folder: config.json (``id2label`` from
-    the model's ``class_names``), model.safetensors and preprocessor_config.json (the model's input)."""
-    dst = Path(dst)
-    with atomic_folder(dst, overwrite=overwrite) as tmp:
-        write_hf_files(model, tmp)
-    return dst
-
-
-def write_hf_files(model: nn.Module, folder: Path) -> None:
-    if not isinstance(model, VideoClassifier):
-        raise CheckpointError(
-            f"Hugging Face export takes a classifier (VideoClassifier), got {type(model).__name__}; "
-            "load a pre-training checkpoint with load_classifier(path, num_classes=...) first"
-        )
-    state, config = classifier_to_hf(model.state_dict(), model.config, model.class_names)
-    config["torch_dtype"] = str(model.fc_norm.weight.dtype).removeprefix("torch.")
-    write_safetensors(folder / "model.safetensors", state)
-    atomic_write_json(folder / "config.json", config)
-    atomic_write_json(folder / "preprocessor_config.json", hf_preprocessor_config(model.config))
-
-
-# ----------------------------------------------------------------------------- loading
 
 
 def load_classifier(
@@ -177,7 +64,7 @@ def load_classifier(
     """A :class:`VideoClassifier` from any supported checkpoint; logs what was loaded, new or unused
     (see :func:`load_classifier_with_report`)."""
     model, report = load_classifier_with_report(path, num_classes, trust_pickle=trust_pickle, **overrides)
-    get_logger("mme.models").info(report.summary())
+    get_logger("mme.interop").info(report.summary())
     return model
 
 
@@ -276,7 +163,7 @@ def load_pretrain_model(
     """An :class:`MMEPretrainModel` for continued pre-training; logs what was loaded, new or unused
     (see :func:`load_pretrain_model_with_report`)."""
     model, report = load_pretrain_model_with_report(path, trust_pickle=trust_pickle, **overrides)
-    get_logger("mme.models").info(report.summary())
+    get_logger("mme.interop").info(report.summary())
     return model
 
 

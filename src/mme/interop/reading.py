@@ -191,7 +191,7 @@ def _torch_load(path: Path, trust_pickle: bool) -> Any:
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         if trust_pickle:
-            get_logger("mme.models").warning(
+            get_logger("mme.interop").warning(
                 "%s: loading with weights_only=False because trust_pickle was given; unpickling can run "
                 "code from the file, do this only for files you trust",
                 path,

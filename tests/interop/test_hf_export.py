@@ -13,7 +13,8 @@ from model_helpers import FRAMES, SIZE, tiny_classifier
 
 from mme.data.transforms import normalize_clip
 from mme.errors import CheckpointError, ConfigError
-from mme.models import export_hf, load_classifier, load_classifier_with_report, model_config_dict, save_model
+from mme.interop import export_hf, load_classifier, load_classifier_with_report
+from mme.models import model_config_dict, save_model
 
 transformers = pytest.importorskip("transformers")
 

@@ -23,15 +23,14 @@ from model_helpers import (
 )
 
 from mme.errors import CheckpointError
-from mme.models import (
+from mme.interop import (
     export_hf,
     load_classifier,
     load_classifier_with_report,
     load_pretrain_model_with_report,
-    model_config_dict,
-    save_model,
 )
-from mme.models.adapters.videomae import original_head_rows
+from mme.interop.adapters.videomae import original_head_rows
+from mme.models import model_config_dict, save_model
 from mme.models.layers import sincos_table
 
 
@@ -334,7 +333,7 @@ def test_unsafe_pickles_are_refused_unless_trusted(tmp_path, caplog):
     with pytest.raises(CheckpointError) as info:
         load_classifier(path)
     assert "datetime.date" in str(info.value) and "trust_pickle" in str(info.value)
-    with caplog.at_level(logging.WARNING, logger="mme.models"):
+    with caplog.at_level(logging.WARNING, logger="mme.interop"):
         model = load_classifier(path, trust_pickle=True)
     assert model.num_classes == 5
     assert any("weights_only=False" in record.message for record in caplog.records)
