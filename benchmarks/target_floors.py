@@ -8,6 +8,10 @@ video), and how much the points inside a token move relative to each other.
     python benchmarks/target_floors.py --data demo_out/data [--samples 160] [--out floors.json]
     python benchmarks/target_floors.py --data demo_out/data --set data.input_size=112
     python benchmarks/target_floors.py --config my_pretrain.yaml --set data.train_list=...
+
+With --data the demo's settings apply, offline trajectories included: they are read from the
+`traj` folder beside the dataset (where `mme demo` extracts them). For a dataset without them,
+add --set data.trajectories=online (computed per clip with the demo's flow).
 """
 
 from __future__ import annotations

@@ -42,4 +42,4 @@ def test_quick_demo_duration_is_stated_the_same_everywhere() -> None:
             if "--quick" in paragraph:
                 flat = " ".join(paragraph.split())
                 claims |= set(re.findall(r"~\d+ s|under (?:a|\d+) minutes?|\b\d+ s\b", flat))
-    assert claims == {"~15 s"}, claims
+    assert claims == {"~10 s"}, claims

@@ -301,3 +301,54 @@ def test_relative_root(synth, tmp_path):
         pretrain_config(copy, trajectories="none", train_list=str(copy / "train.csv")), bad_video_dir=tmp_path
     )
     assert dataset.entries[0].path.is_relative_to(copy) and dataset[0]["clip"].shape == (3, 4, 32, 32)
+
+
+def _samples(dataset, indices, keys):
+    out = []
+    for index in indices:
+        np.random.seed(index)
+        sample = dataset[index]
+        out.append({key: sample[key] for key in keys})
+    return out
+
+
+def test_cached_videos_give_the_same_items_and_are_decoded_once(synth, tmp_path):
+    """data.cache_mb: every item as without the cache, the file decoded only the first time."""
+    copy = tmp_path / "data"
+    shutil.copytree(synth, copy)
+    plain = PretrainDataset(pretrain_config(copy, train_list=str(copy / "train.csv")), TrajectoryConfig())
+    cached = PretrainDataset(
+        pretrain_config(copy, train_list=str(copy / "train.csv"), cache_mb=16), TrajectoryConfig()
+    )
+    keys = ("clip", "mask", "traj_disp", "traj_valid")
+    expected = _samples(plain, range(4), keys)
+    first = _samples(cached, range(4), keys)
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(first, expected, strict=True) for k in keys)
+    assert len(cached._frames) == 4 and cached._frames.used == 4 * 24 * 48 * 64 * 3
+    for video in (copy / "videos").rglob("*.mp4"):
+        video.unlink()  # from now on only the cache can give frames
+    again = _samples(cached, range(4), keys)
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(again, expected, strict=True) for k in keys)
+    assert cached.bad_video_count == 0
+
+    test_plain = VideoClassificationDataset(classification_config(synth), "test")
+    test_cached = VideoClassificationDataset(classification_config(synth, cache_mb=16), "test")
+    for item in range(len(test_plain)):
+        assert torch.equal(test_cached[item]["clip"], test_plain[item]["clip"])
+    assert len(test_cached._frames) == 2  # 2 test videos x 6 views: each decoded once
+
+
+def test_cache_budget_and_bad_videos(synth, tmp_path):
+    """Videos past the budget are decoded per item; bad videos stay bad (replaced, recorded)."""
+    small = PretrainDataset(pretrain_config(synth, cache_mb=0.2), TrajectoryConfig())  # < 1 video
+    np.random.seed(0)
+    assert small[0]["clip"].shape == (3, 4, 32, 32) and len(small._frames) == 0
+    listing = _with_bad_videos(synth, tmp_path / "data")
+    config = pretrain_config(synth, train_list=str(listing), max_bad_fraction=0.5, cache_mb=16)
+    dataset = PretrainDataset(config, TrajectoryConfig(), bad_video_dir=tmp_path / "run")
+    for index in (0, len(dataset) - 1):
+        assert dataset[index]["index"] not in (0, len(dataset) - 1)
+    assert dataset.bad_video_count == 2
+    assert "decodable frames" in dataset.bad.bad_videos()[str(tmp_path / "data" / "short.mp4")]
+    with pytest.raises(ConfigError, match=r"data\.cache_mb must be >= 0"):
+        PretrainDataConfig(cache_mb=-1)

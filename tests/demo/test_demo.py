@@ -170,3 +170,54 @@ def test_rerun_skips_finished_stages_and_refuses_other_settings(demo, capsys):
 
 def _eval_files(out: Path) -> list[str]:
     return sorted(str(path) for path in out.rglob("eval.json"))
+
+
+def _other_motion_dataset(folder: Path) -> None:
+    """A motion dataset from another generator (mme.motion.known_motion's smooth noise textures
+    under rotation, zoom and translation), in the same list format, another size and length."""
+    from mme.io.lists import write_list
+    from mme.io.video import write_video
+    from mme.motion.known_motion import STANDARD_MOTIONS, render_frames
+
+    motions = [STANDARD_MOTIONS[i] for i in (1, 3, 4)]
+    splits: dict[str, list[tuple[str, int]]] = {"train": [], "val": [], "test": []}
+    for label, motion in enumerate(motions):
+        for number, split in enumerate(("train", "train", "val", "test")):
+            relative = f"clips/{motion.name}/{number}.mp4"
+            frames = render_frames(motion, 20, 56, 72, seed=10 * label + number, oversample=1)
+            write_video(folder / relative, frames)
+            splits[split].append((relative, label))
+    for split, entries in splits.items():
+        write_list(folder / f"{split}.csv", entries)
+
+
+def test_commands_run_on_another_motion_dataset(demo, tmp_path):
+    """results.json's commands are the demo: with the dataset folder replaced by another motion
+    dataset in the same list format, every job after `mme synth` runs and writes its results
+    (into another folder; the random initialisation of the `none` method, which depends on the
+    architecture only, is the demo's own)."""
+    import shlex
+
+    out, _ = demo
+    commands = _json(DemoLayout(out).results)["commands"]
+    none_encoder = str(DemoLayout(out).encoder(METHODS[-1]))
+    other = tmp_path / "other"
+    _other_motion_dataset(other / "data")
+    ran = []
+    for name, command in commands.items():
+        if name == "data":  # the synthetic dataset itself: replaced
+            continue
+        moved = command.replace(none_encoder, "<none>").replace(str(out), str(other))
+        arguments = shlex.split(moved.replace("<none>", none_encoder))
+        assert arguments[0] == "mme" and f"{out}/data" not in " ".join(arguments)
+        assert main(arguments[1:]) == 0, command
+        ran.append(arguments[1])
+    assert ran[:2] == ["extract", "pretrain"] and ran.count("eval") == 3 and ran.count("finetune") == 3
+    layout = DemoLayout(other)
+    for method in METHODS:
+        for path in (layout.finetune_eval(method), layout.probe_eval(method) / "eval.json"):
+            result = _json(path)
+            assert result["videos"] == 3 and 0 <= result["top1"] <= 100
+        if method.pretrains:
+            assert _json(layout.pretrain(method) / "summary.json")["finished"] is True
+    assert len(list((other / "traj").rglob("*.traj"))) == 6  # the other dataset's training videos

@@ -5,13 +5,13 @@ classes are defined by motion, then fine-tune, linearly probe and test each.
   2. VideoMAE: predict the pixels of masked patches (same model, data, mask and budget);
   3. no pre-training (the same random initialisation).
 
-Everything runs through the public jobs (mme synth / pretrain / finetune / probe / eval); each
+Everything runs through the public jobs (mme synth / extract / pretrain / finetune / probe / eval); each
 run folder under OUT keeps its config.yaml and logs. Rerunning the same command skips the stages
 already done and continues an interrupted one. Writes OUT/results.json, OUT/results.md and
 OUT/figures/*.png (losses, accuracies, trajectories), and prints the results table.
 
-  mme demo                     # about 4 minutes on 2 CPU cores, into demo_out/
-  mme demo --quick --out /tmp/d  # every stage at toy size, ~15 s (a smoke test; numbers meaningless)
+  mme demo                     # about 7 minutes on 2 CPU cores, into demo_out/
+  mme demo --quick --out /tmp/d  # every stage at toy size, ~10 s (a smoke test; numbers meaningless)
 
 See docs/demo.md.
 """
@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 
 NAME = "demo"
-HELP = "MME vs pixel pre-training vs none on synthetic motion videos, with figures (CPU, ~4 min on 2 cores)"
+HELP = "MME vs pixel pre-training vs none on synthetic motion videos, with figures (CPU, ~7 min on 2 cores)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="toy sizes: every stage in ~15 s on 2 cores (a smoke test; numbers meaningless)",
+        help="toy sizes: every stage in ~10 s on 2 cores (a smoke test; numbers meaningless)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the data and of every job (default 0)")
 

@@ -3,8 +3,8 @@
 Writes real H.264 videos under OUT/videos, the lists OUT/train.csv, val.csv, test.csv (path,label),
 OUT/classes.json and OUT/dataset.json. Deterministic from --seed; resumable (rerun the same
 command to finish an interrupted run). Classes, in order: move right/left/up/down, rotate
-clockwise/counter-clockwise, expand, contract, oscillate horizontally/vertically (--classes N
-takes the first N). See docs/data.md.
+clockwise/counter-clockwise, expand, contract, stretch horizontally/vertically, shear right/left
+(--classes N takes the first N). See docs/data.md.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ def _size(text: str) -> tuple[int, int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--classes", type=int, default=8, help="number of motion classes, 2..10 (default 8)")
+    parser.add_argument("--classes", type=int, default=8, help="number of motion classes, 2..12 (default 8)")
     parser.add_argument("--videos-per-class", type=int, default=32, help="videos per class (default 32)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--frames", type=int, default=64, help="frames per video (default 64)")
-    parser.add_argument("--size", type=_size, default=(160, 120), help="WIDTHxHEIGHT, even (default 160x120)")
+    parser.add_argument("--frames", type=int, default=24, help="frames per video (default 24)")
+    parser.add_argument("--size", type=_size, default=(96, 72), help="WIDTHxHEIGHT, even (default 96x72)")
     parser.add_argument("--fps", type=float, default=25.0, help="frame rate (default 25)")
     parser.add_argument("--val-fraction", type=float, default=0.15, help="share of each class in val.csv")
     parser.add_argument("--test-fraction", type=float, default=0.15, help="share of each class in test.csv")

@@ -39,6 +39,7 @@ import torch
 
 from mme.data.bad_videos import BadVideoLog
 from mme.data.config import ClassificationDataConfig, PretrainDataConfig
+from mme.data.frame_cache import FrameCache
 from mme.data.geometry import Geometry, multi_scale_crop, random_resized_crop, short_side_crop
 from mme.data.masking import MaskGenerator
 from mme.data.sampling import ClipIndices, segment_clip, stride_clip, view_stride_clip
@@ -110,6 +111,8 @@ class _VideoDataset(torch.utils.data.Dataset):
         if not self.entries:
             raise DataError("the dataset has no videos")
         self.bad = BadVideoLog(bad_video_dir, len(self.entries), config.max_bad_fraction)
+        # data.cache_mb: decoded videos kept in this process's memory (None: decode every item).
+        self._frames = FrameCache(config.cache_mb) if config.cache_mb > 0 else None
 
     @property
     def num_videos(self) -> int:
@@ -152,9 +155,20 @@ class _VideoDataset(torch.utils.data.Dataset):
         index said, the clip is sampled again within the frames that do decode.
         """
         config = self.config
+        key = str(entry.path)
+        video = self._frames.get(key) if self._frames is not None else None
+        if video is not None:
+            return self._from_memory(video, plan, minimum)
         try:
             with open_video(entry.path, config.decode_backend, config.decode_threads) as reader:
                 available = reader.num_frames
+                size = available * reader.height * reader.width * 3
+                if self._frames is not None and available >= minimum and self._frames.has_room(size):
+                    # Every frame once; past a truncated file's end get_frames repeats the last
+                    # decodable frame and num_frames drops to the true count.
+                    video = reader.get_frames(np.arange(available))[: reader.num_frames]
+                    self._frames.put(key, video)
+                    return self._from_memory(video, plan, minimum)
                 for _ in range(2):
                     if available < minimum:
                         raise BadVideo(f"{available} decodable frames, a clip needs at least {minimum}")
@@ -167,6 +181,17 @@ class _VideoDataset(torch.utils.data.Dataset):
                 raise BadVideo(f"decoding keeps finding fewer frames ({available})")
         except DataError as error:
             raise BadVideo(str(error)) from error
+
+    @staticmethod
+    def _from_memory(
+        video: np.ndarray, plan: Callable[[int], ClipIndices], minimum: int
+    ) -> tuple[np.ndarray, ClipIndices, np.ndarray, np.ndarray | None]:
+        """What :meth:`_decode` returns, from a video's frames held in memory."""
+        if len(video) < minimum:
+            raise BadVideo(f"{len(video)} decodable frames, a clip needs at least {minimum}")
+        indices = plan(len(video))
+        unique, frame_pos, dense_pos = indices.union()
+        return video[unique], indices, frame_pos, dense_pos
 
 
 class PretrainDataset(_VideoDataset):

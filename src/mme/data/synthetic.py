@@ -1,14 +1,18 @@
 """A synthetic video dataset whose classes are defined by motion alone.
 
-Every video shows textured objects over a random textured background. One or two *primary*
-objects perform the class's motion (translation in one of four directions, rotation clockwise or
-counter-clockwise, expansion or contraction, horizontal or vertical oscillation); one to three
-*distractors* wander with small irregular motion. Colours, shapes, textures, sizes, positions,
-speeds and the number of objects are random, and their distribution does not depend on the
-class: a scene's appearance is drawn from a random stream seeded by (seed, video index) only,
-and every motion is parametrised around the clip's middle frame, where all classes show the same
-pose. So for one scene, the middle frame is identical whatever the class (tested), and no single
-frame tells the class: a model must look at motion.
+Every video shows one large object over a smooth background. The object moves with its class's
+motion: translation in one of four directions, rotation clockwise or counter-clockwise,
+expansion or contraction, an area-preserving stretch (wider or taller) or a shear (top to the
+right or to the left). The last eight differ only by how points move *inside* a 16-pixel patch,
+which is what MME's patch-normalised trajectory target keeps. Appearance is smooth and
+structured so that a hidden patch is predictable from its neighbours: the background is a colour
+gradient plus one long wave (every channel varies, no flat area), the object a soft blob
+textured by two gratings whose period is about one HOG cell. Colours, outline, texture, size,
+position and motion rates are random and their distribution does not depend on the class: a
+scene is drawn from a random stream seeded by (seed, video index) only, and every motion is
+parametrised around the clip's middle frame, where all classes show the same pose. So for one
+scene the middle frame is identical whatever the class (tested), and no single frame tells the
+class: a model must look at motion. Design and measurements: docs/data.md.
 
 Videos are real H.264 files (yuv420p, through PyAV), written atomically, in parallel processes;
 each video's random streams derive from (seed, video index), so the dataset is identical for a
@@ -42,23 +46,50 @@ from mme.utils.atomic import atomic_write_json
 from mme.utils.logging import Progress, RunLog
 
 # 2: encoded without x264's MB-tree rate control (see _write_one)
-FORMAT = "mme-synthetic-2"
+# 3: smooth structured scenes (one large textured object over a smooth background), deformation
+#    classes (stretch, shear), motion rates in units of the short side (docs/data.md)
+FORMAT = "mme-synthetic-3"
 
-# name -> (kind, parameter): the class catalogue; ``--classes N`` takes the first N.
-MOTIONS: dict[str, tuple[str, tuple[float, float]]] = {
-    "move_right": ("translate", (1.0, 0.0)),
-    "move_left": ("translate", (-1.0, 0.0)),
-    "move_up": ("translate", (0.0, -1.0)),
-    "move_down": ("translate", (0.0, 1.0)),
-    "rotate_clockwise": ("rotate", (1.0, 0.0)),
-    "rotate_counterclockwise": ("rotate", (-1.0, 0.0)),
-    "expand": ("scale", (1.0, 0.0)),
-    "contract": ("scale", (-1.0, 0.0)),
-    "oscillate_horizontal": ("oscillate", (1.0, 0.0)),
-    "oscillate_vertical": ("oscillate", (0.0, 1.0)),
+# name -> (kind, sign): the class catalogue; ``--classes N`` takes the first N. The first eight keep
+# the names of the earlier formats; the last four differ only by how points move *inside* a patch.
+MOTIONS: dict[str, tuple[str, float]] = {
+    "move_right": ("translate_x", 1.0),
+    "move_left": ("translate_x", -1.0),
+    "move_up": ("translate_y", -1.0),
+    "move_down": ("translate_y", 1.0),
+    "rotate_clockwise": ("rotate", 1.0),
+    "rotate_counterclockwise": ("rotate", -1.0),
+    "expand": ("scale", 1.0),
+    "contract": ("scale", -1.0),
+    "stretch_horizontal": ("stretch", 1.0),
+    "stretch_vertical": ("stretch", -1.0),
+    "shear_right": ("shear", 1.0),
+    "shear_left": ("shear", -1.0),
 }
-SHAPES = ("rectangle", "ellipse", "triangle", "cross", "star")
-REFERENCE_WIDTH = 160.0  # speeds and amplitudes below are in pixels of a 160-px-wide video
+
+
+@dataclass(frozen=True)
+class Ranges:
+    """The scene's random draws (uniform in each range). Lengths are fractions of the video's short
+    side, so a scene looks the same at any size; rates are per frame. At the demo's geometry (short
+    side 72 px seen at 64 px) one short side is 57-86 network-input pixels (docs/data.md)."""
+
+    radius: tuple[float, float] = (0.30, 0.40)  # the object's mean radius
+    wobble: float = 0.12  # amplitude of the outline's 2nd-4th harmonics (relative to the radius)
+    texture_period: tuple[float, float] = (0.10, 0.13)  # every grating's period (~ one HOG cell)
+    object_contrast: tuple[float, float] = (6.0, 10.0)  # grey levels, each of the object's gratings
+    background_contrast: tuple[float, float] = (6.0, 10.0)  # each of the background's gratings
+    background_period: tuple[float, float] = (1.2, 2.0)  # the background's long wave
+    background_swing: tuple[float, float] = (110.0, 160.0)  # grey levels, per channel, across the frame
+    object_swing: tuple[float, float] = (80.0, 120.0)  # grey levels, per channel, across the object
+    speed: tuple[float, float] = (0.02, 0.03)  # translation, short sides / frame
+    spin: tuple[float, float] = (0.07, 0.11)  # rotation, rad / frame
+    growth: tuple[float, float] = (0.065, 0.09)  # log-size / frame (scale, stretch)
+    shear: tuple[float, float] = (0.07, 0.12)  # shear / frame
+
+
+RANGES = Ranges()
+NOISE = 2  # sensor noise: integers uniform in [-2, 2] grey levels
 
 
 @dataclass
@@ -68,9 +99,9 @@ class SynthConfig:
     classes: int = 8
     videos_per_class: int = 32
     seed: int = 0
-    frames: int = 64
-    width: int = 160
-    height: int = 120
+    frames: int = 24
+    width: int = 96
+    height: int = 72
     fps: float = 25.0
     crf: int = 20
     gop: int = 16
@@ -101,182 +132,173 @@ class SynthConfig:
 
 # -- scenes -------------------------------------------------------------------------------------
 @dataclass
-class SceneObject:
-    """One object: its sprite (RGB + alpha), its pose at the middle frame, and its motion law."""
+class Scene:
+    """The class-independent part of a video: looks, middle-frame pose and motion rates.
 
-    sprite: np.ndarray  # uint8 (S, S, 3)
-    alpha: np.ndarray  # float32 (S, S) in [0, 1]
-    centre: tuple[float, float]  # (x, y) at the middle frame
-    size: float  # displayed side length in pixels at the middle frame
-    angle: float  # degrees at the middle frame
-    motion: str  # "translate" | "rotate" | "scale" | "oscillate" | "wander"
-    params: dict[str, float]
-
-
-def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
-    """Low-frequency colour field plus mid-frequency grey texture (so flow has something to see)."""
-    base = rng.uniform(60, 200, 3).astype(np.float32)
-    coarse = rng.uniform(-40, 40, (max(height // 24, 2), max(width // 24, 2), 3)).astype(np.float32)
-    colour = base + cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
-    detail = rng.normal(0, 1, (max(height // 4, 2), max(width // 4, 2))).astype(np.float32)
-    texture = cv2.resize(detail, (width, height), interpolation=cv2.INTER_CUBIC)
-    amplitude = rng.uniform(10, 30)
-    return np.clip(colour + amplitude * texture[..., None], 0, 255).astype(np.float32)
-
-
-def _sprite(rng: np.random.Generator, side: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """A shape with a striped two-colour texture (stripes make rotation visible)."""
-    shape = SHAPES[rng.integers(len(SHAPES))]
-    mask = np.zeros((side, side), np.uint8)
-    c, r = side / 2.0, side * 0.46
-    if shape == "rectangle":
-        aspect = rng.uniform(0.5, 1.0)
-        cv2.rectangle(mask, (int(c - r), int(c - r * aspect)), (int(c + r), int(c + r * aspect)), 255, -1)
-    elif shape == "ellipse":
-        cv2.ellipse(mask, (int(c), int(c)), (int(r), int(r * rng.uniform(0.45, 0.8))), 0, 0, 360, 255, -1)
-    elif shape == "triangle":
-        angles = np.deg2rad([-90, 30, 150])
-        points = np.stack([c + r * np.cos(angles), c + r * np.sin(angles)], axis=1)
-        cv2.fillPoly(mask, [points.astype(np.int32)], 255)
-    elif shape == "cross":
-        w = int(r * 0.4)
-        cv2.rectangle(mask, (int(c - r), int(c - w)), (int(c + r), int(c + w)), 255, -1)
-        cv2.rectangle(mask, (int(c - w), int(c - r)), (int(c + w), int(c + r)), 255, -1)
-    else:  # star
-        angles = np.deg2rad(np.arange(10) * 36 - 90)
-        radii = np.where(np.arange(10) % 2 == 0, r, r * 0.45)
-        points = np.stack([c + radii * np.cos(angles), c + radii * np.sin(angles)], axis=1)
-        cv2.fillPoly(mask, [points.astype(np.int32)], 255)
-    first, second = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
-    theta = rng.uniform(0, math.pi)
-    period = rng.uniform(side / 8, side / 3)
-    ys, xs = np.mgrid[0:side, 0:side].astype(np.float32)
-    stripes = (np.sin(2 * math.pi * (xs * math.cos(theta) + ys * math.sin(theta)) / period) > 0)[..., None]
-    sprite = np.where(stripes, first, second).astype(np.uint8)
-    alpha = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (3, 3), 0)
-    return sprite, alpha
-
-
-def sample_scene(config: SynthConfig, video_index: int) -> list[SceneObject]:
-    """The class-independent part of a video: objects, their looks and middle-frame poses.
-
-    Primary objects get motion "primary" (filled in by :func:`render_video` from the class);
-    distractors get a random wandering motion. Drawn from streams seeded by (seed, index) only.
+    Colours are RGB vectors in grey levels; gratings are (angle, period px, amplitude RGB, phase).
     """
+
+    background_low: np.ndarray  # colour at one end of the background's gradient
+    background_high: np.ndarray  # ... and at the other (every channel differs by 110-160 levels)
+    gradient_angle: float
+    background_wave: tuple[float, float, np.ndarray, float]
+    background_gratings: list[tuple[float, float, np.ndarray, float]]
+    centre: tuple[float, float]  # the object's centre at the middle frame (px)
+    radius: float  # px
+    aspect: float
+    angle: float  # the object's orientation at the middle frame (rad)
+    harmonics: list[tuple[float, float]]  # outline: (relative amplitude, phase) of harmonics 2, 3, 4
+    colour: np.ndarray
+    colour_swing: np.ndarray  # colour change across the object (per channel), along colour_angle
+    colour_angle: float
+    gratings: list[tuple[float, float, np.ndarray, float]]
+    rates: dict[str, float]  # speed (px / frame), spin, growth, shear (per frame)
+
+
+def _signed(rng: np.random.Generator, low: float, high: float) -> np.ndarray:
+    """Three per-channel amplitudes of random sign and size in [low, high] (no channel is flat)."""
+    return rng.uniform(low, high, 3) * rng.choice([-1.0, 1.0], 3)
+
+
+def sample_scene(config: SynthConfig, video_index: int) -> Scene:
+    """The scene of video ``video_index``, drawn from a stream seeded by (seed, index) only."""
     rng = np.random.default_rng([config.seed, video_index, 0])
-    unit = config.width / REFERENCE_WIDTH
     short = min(config.width, config.height)
-    primaries, distractors = int(rng.integers(1, 3)), int(rng.integers(1, 4))
-    objects = []
-    for number in range(primaries + distractors):
-        sprite, alpha = _sprite(rng)
-        primary = number < primaries
-        size = rng.uniform(0.2, 0.34) * short if primary else rng.uniform(0.12, 0.26) * short
-        centre = (
-            rng.uniform(0.3, 0.7) * config.width if primary else rng.uniform(0.1, 0.9) * config.width,
-            rng.uniform(0.3, 0.7) * config.height if primary else rng.uniform(0.1, 0.9) * config.height,
-        )
-        params = {
-            # Used by every class kind, so the scene does not depend on which one applies.
-            "speed": rng.uniform(0.6, 1.4) * unit,  # px / frame (translation)
-            "spin": rng.uniform(2.5, 5.0),  # degrees / frame (rotation)
-            "growth": rng.uniform(0.012, 0.022),  # log-size / frame (expansion)
-            "amplitude": rng.uniform(10.0, 18.0) * unit,  # px (oscillation)
-            "period": rng.uniform(16.0, 32.0),  # frames (oscillation)
-            "phase": rng.uniform(0, 2 * math.pi),
-        }
-        if not primary:
-            for axis in ("x", "y"):
-                for harmonic in (1, 2):
-                    params[f"{axis}{harmonic}_amp"] = rng.uniform(0.5, 2.5) * unit
-                    params[f"{axis}{harmonic}_freq"] = rng.uniform(0.05, 0.25) * harmonic
-                    params[f"{axis}{harmonic}_phase"] = rng.uniform(0, 2 * math.pi)
-            params["spin_jitter"] = rng.uniform(-0.5, 0.5)
-        objects.append(
-            SceneObject(
-                sprite,
-                alpha,
-                centre,
-                float(size),
-                float(rng.uniform(0, 360)),
-                "primary" if primary else "wander",
-                params,
+    r = RANGES
+    low = rng.uniform(50, 205, 3)
+    swing = _signed(rng, *r.background_swing)
+    # Keep both ends inside [0, 255]: flip a channel's swing when it would leave the range.
+    swing = np.where((low + swing < 10) | (low + swing > 245), -swing, swing)
+
+    def gratings(contrast: tuple[float, float]) -> list[tuple[float, float, np.ndarray, float]]:
+        """Two gratings 60-120 degrees apart: a 2-D texture (flow is defined everywhere)."""
+        first = rng.uniform(0, math.pi)
+        angles = (first, first + rng.uniform(math.pi / 3, 2 * math.pi / 3))
+        return [
+            (
+                angle,
+                rng.uniform(*r.texture_period) * short,
+                _signed(rng, *contrast),
+                rng.uniform(0, 2 * math.pi),
             )
-        )
-    order = rng.permutation(len(objects))  # depth order, also class independent
-    return [objects[i] for i in order]
+            for angle in angles
+        ]
+
+    return Scene(
+        background_low=low,
+        background_high=low + swing,
+        gradient_angle=rng.uniform(0, 2 * math.pi),
+        background_wave=(
+            rng.uniform(0, math.pi),
+            rng.uniform(*r.background_period) * short,
+            _signed(rng, 20, 35),
+            rng.uniform(0, 2 * math.pi),
+        ),
+        background_gratings=gratings(r.background_contrast),
+        centre=(rng.uniform(0.35, 0.65) * config.width, rng.uniform(0.35, 0.65) * config.height),
+        radius=rng.uniform(*r.radius) * short,
+        aspect=rng.uniform(0.65, 1.0),
+        angle=rng.uniform(0, 2 * math.pi),
+        harmonics=[(rng.uniform(0, r.wobble), rng.uniform(0, 2 * math.pi)) for _ in range(3)],
+        colour=rng.uniform(70, 185, 3),
+        colour_swing=_signed(rng, *r.object_swing),
+        colour_angle=rng.uniform(0, 2 * math.pi),
+        gratings=gratings(r.object_contrast),
+        rates={
+            # Drawn for every scene, so the scene does not depend on which one its class uses.
+            "speed": rng.uniform(*r.speed) * short,
+            "spin": rng.uniform(*r.spin),
+            "growth": rng.uniform(*r.growth),
+            "shear": rng.uniform(*r.shear),
+        },
+    )
 
 
-def _pose(
-    obj: SceneObject, kind: str, direction: tuple[float, float], t: float
-) -> tuple[float, float, float, float]:
-    """(x, y, size, angle) of ``obj`` at time ``t`` frames from the middle frame."""
-    x, y = obj.centre
-    size, angle = obj.size, obj.angle
-    p = obj.params
-    if obj.motion == "wander":
-        for harmonic in (1, 2):
-            for axis in ("x", "y"):
-                amp, freq, phase = (p[f"{axis}{harmonic}_{key}"] for key in ("amp", "freq", "phase"))
-                offset = amp * (math.sin(freq * t + phase) - math.sin(phase))
-                x, y = (x + offset, y) if axis == "x" else (x, y + offset)
-        return x, y, size, angle + p["spin_jitter"] * t
-    dx, dy = direction
-    if kind == "translate":
-        return x + dx * p["speed"] * t, y + dy * p["speed"] * t, size, angle
-    if kind == "rotate":
-        # Image coordinates have y pointing down: a growing angle turns clockwise on screen.
-        return x, y, size, angle + dx * p["spin"] * t
-    if kind == "scale":
-        return x, y, size * math.exp(dx * p["growth"] * t), angle
-    if kind == "oscillate":
-        offset = p["amplitude"] * math.sin(2 * math.pi * t / p["period"])
-        return x + dx * offset, y + dy * offset, size, angle
-    raise ValueError(f"unknown motion kind {kind!r}")
+def pose(scene: Scene, kind: str, sign: float, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """(centre (2,), matrix (2, 2) from object to image coordinates) at ``t`` frames from the
+    middle frame, where every class has the same pose. Image y points down, so a growing angle
+    turns clockwise on screen."""
+    centre = np.array(scene.centre, np.float64)
+    rate = scene.rates
+    linear = np.eye(2)
+    if kind == "translate_x":
+        centre[0] += sign * rate["speed"] * t
+    elif kind == "translate_y":
+        centre[1] += sign * rate["speed"] * t
+    elif kind == "rotate":
+        w = sign * rate["spin"] * t
+        linear = np.array([[math.cos(w), -math.sin(w)], [math.sin(w), math.cos(w)]])
+    elif kind == "scale":
+        linear = np.eye(2) * math.exp(sign * rate["growth"] * t)
+    elif kind == "stretch":  # area-preserving: wider and flatter (sign +1) or taller and thinner
+        e = math.exp(sign * rate["growth"] * t)
+        linear = np.diag([e, 1.0 / e])
+    elif kind == "shear":  # the top moves right and the bottom left (sign +1), or the reverse
+        linear = np.array([[1.0, -sign * rate["shear"] * t], [0.0, 1.0]])
+    else:
+        raise ValueError(f"unknown motion kind {kind!r}")
+    a = scene.angle
+    orientation = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    return centre, linear @ orientation
+
+
+def _grating(u: np.ndarray, v: np.ndarray, wave: tuple[float, float, np.ndarray, float]) -> np.ndarray:
+    angle, period, amplitude, phase = wave
+    along = u * math.cos(angle) + v * math.sin(angle)
+    return np.sin(2 * math.pi * along / period + phase)[..., None] * amplitude
+
+
+def render_background(scene: Scene, width: int, height: int) -> np.ndarray:
+    """A colour gradient across the frame, one long wave and two faint gratings: no flat channel
+    anywhere, and texture for the flow everywhere."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    a = scene.gradient_angle
+    along = ((xs - width / 2) * math.cos(a) + (ys - height / 2) * math.sin(a)) / max(width, height) + 0.5
+    base = scene.background_low * (1 - along[..., None]) + scene.background_high * along[..., None]
+    texture = sum(_grating(xs, ys, wave) for wave in [scene.background_wave, *scene.background_gratings])
+    return (base + texture).astype(np.float32)
+
+
+def _paint_object(canvas: np.ndarray, scene: Scene, centre: np.ndarray, matrix: np.ndarray) -> None:
+    """Alpha-blend the object (soft outline, two-grating texture) posed by (centre, matrix)."""
+    height, width = canvas.shape[:2]
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    inverse = np.linalg.inv(matrix)
+    dx, dy = xs - centre[0], ys - centre[1]
+    u = inverse[0, 0] * dx + inverse[0, 1] * dy
+    v = inverse[1, 0] * dx + inverse[1, 1] * dy
+    phi = np.arctan2(v, u)
+    outline = scene.radius * (
+        1 + sum(amp * np.cos((k + 2) * phi + ph) for k, (amp, ph) in enumerate(scene.harmonics))
+    )
+    # Signed distance to the outline, approximately in image pixels (times the mean scale).
+    inside = (outline - np.hypot(u, v / scene.aspect)) * math.sqrt(abs(np.linalg.det(matrix)))
+    alpha = (1.0 / (1.0 + np.exp(-inside / 0.8)))[..., None]
+    # A colour ramp across the object (it moves with it) plus the two gratings.
+    a = scene.colour_angle
+    ramp = (u * math.cos(a) + v * math.sin(a)) / (2 * scene.radius)
+    texture = (
+        scene.colour + ramp[..., None] * scene.colour_swing + sum(_grating(u, v, w) for w in scene.gratings)
+    )
+    canvas += (alpha * (texture - canvas)).astype(np.float32)
 
 
 def render_video(config: SynthConfig, video_index: int, label: int) -> np.ndarray:
     """Frames uint8 (F, H, W, 3) of video ``video_index`` showing class ``label``'s motion."""
-    kind, direction = MOTIONS[config.class_names[label]]
-    objects = sample_scene(config, video_index)
-    background = _background(
-        np.random.default_rng([config.seed, video_index, 1]), config.width, config.height
-    )
+    kind, sign = MOTIONS[config.class_names[label]]
+    scene = sample_scene(config, video_index)
+    background = render_background(scene, config.width, config.height)
     noise_rng = np.random.default_rng([config.seed, video_index, 2])
     middle = config.frames // 2  # a whole frame: there every class shows the same pose
     frames = np.empty((config.frames, config.height, config.width, 3), np.uint8)
     for f in range(config.frames):
         canvas = background.copy()
-        for obj in objects:
-            x, y, side, angle = _pose(obj, kind, direction, f - middle)
-            _paste(canvas, obj, x, y, side, angle)
-        # Sensor noise, uniform in [-3, 3] (std 2); drawn from raw bytes, which is several times faster.
-        noise = np.frombuffer(noise_rng.bytes(canvas.size), np.uint8).reshape(canvas.shape) % 7
-        canvas += noise.astype(np.float32) - 3.0
+        _paint_object(canvas, scene, *pose(scene, kind, sign, f - middle))
+        # Sensor noise, integers uniform in [-2, 2]; drawn from raw bytes, several times faster.
+        noise = np.frombuffer(noise_rng.bytes(canvas.size), np.uint8).reshape(canvas.shape) % (2 * NOISE + 1)
+        canvas += noise.astype(np.float32) - NOISE
         frames[f] = np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
     return frames
-
-
-def _paste(canvas: np.ndarray, obj: SceneObject, x: float, y: float, side: float, angle: float) -> None:
-    """Alpha-blend ``obj``'s sprite, rotated by ``angle`` and scaled to ``side``, centred at (x, y).
-
-    Only the sprite's bounding box is warped and blended (most of the canvas is untouched).
-    """
-    source = obj.sprite.shape[0]
-    half = side * math.sqrt(0.5) + 2  # the rotated square's half extent, plus the filter margin
-    height, width = canvas.shape[:2]
-    left, top = max(math.floor(x - half), 0), max(math.floor(y - half), 0)
-    right, bottom = min(math.ceil(x + half), width), min(math.ceil(y + half), height)
-    if right <= left or bottom <= top:
-        return
-    # Rotate and scale about the sprite centre, then move that centre to (x, y) in box coordinates.
-    matrix = cv2.getRotationMatrix2D((source / 2.0, source / 2.0), -angle, side / source)
-    matrix[:, 2] += (x - source / 2.0 - left, y - source / 2.0 - top)
-    box = (right - left, bottom - top)
-    rgb = cv2.warpAffine(obj.sprite, matrix, box, flags=cv2.INTER_LINEAR).astype(np.float32)
-    alpha = cv2.warpAffine(obj.alpha, matrix, box, flags=cv2.INTER_LINEAR)[..., None]
-    region = canvas[top:bottom, left:right]
-    region += alpha * (rgb - region)
 
 
 # -- the dataset ----------------------------------------------------------------------------------

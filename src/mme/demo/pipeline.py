@@ -37,12 +37,14 @@ from mme.demo.settings import (
     DemoSettings,
     Method,
     eval_overrides,
+    extract_arguments,
     finetune_overrides,
     full_settings,
     init_overrides,
     pretrain_overrides,
     probe_overrides,
     quick_settings,
+    traj_dir,
 )
 from mme.errors import ConfigError, DataError
 from mme.train.config import EvalConfig, FinetuneConfig, PretrainConfig, ProbeConfig, load_run_config
@@ -114,6 +116,9 @@ def build_stages(settings: DemoSettings, layout: DemoLayout) -> list[Stage]:
             f"--seed {settings.seed}",
         )
     )
+
+    if any(m.needs_trajectories for m in METHODS) and settings.trajectories == "offline":
+        stages.append(_extract_stage(settings, data))
 
     none = next(m for m in METHODS if not m.pretrains)
 
@@ -195,6 +200,50 @@ def build_stages(settings: DemoSettings, layout: DemoLayout) -> list[Stage]:
         )
 
     return stages
+
+
+def _extract_stage(settings: DemoSettings, data: Path) -> Stage:
+    """``mme extract`` of the training videos: the offline trajectories MME pre-trains on."""
+    arguments = extract_arguments(settings, data)
+
+    def run() -> None:
+        from mme.motion.extract import run_extraction
+
+        workers = int(arguments[arguments.index("--workers") + 1])
+        summary = run_extraction(
+            data / "train.csv", traj_dir(data), settings=_extract_settings(settings), workers=workers
+        )
+        if summary.failed:
+            raise DataError(f"mme extract failed on {summary.failed} videos; see {summary.failures_path}")
+
+    return Stage(
+        "extract",
+        f"trajectories of the training videos (mme extract, flow {settings.extract_flow}, once)",
+        lambda: _extract_done(settings, data),
+        run,
+        " ".join(["mme", "extract", *(shlex.quote(item) for item in arguments)]),
+    )
+
+
+def _extract_settings(settings: DemoSettings) -> Any:
+    from mme.motion.extract import ExtractSettings
+
+    return ExtractSettings(flow=settings.extract_flow)
+
+
+def _extract_done(settings: DemoSettings, data: Path) -> bool:
+    """Every training video has an intact trajectory file made with these settings."""
+    from mme.io.lists import list_root, read_list
+    from mme.motion.extract import is_done, trajectory_outputs
+
+    listing = data / "train.csv"
+    try:
+        entries = read_list(listing)
+    except DataError:
+        return False
+    extract = _extract_settings(settings)
+    outputs = trajectory_outputs(entries, traj_dir(data), list_root(listing), listing)
+    return all(is_done(video, out, extract) for video, out in outputs.items())
 
 
 def _bound(check: Callable[..., bool], *args: Any) -> Callable[[], bool]:

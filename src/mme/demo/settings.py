@@ -63,30 +63,48 @@ def method(key: str) -> Method:
 
 @dataclass
 class DemoSettings:
-    """Every knob of one demo run (stored in ``demo.json``; a rerun must match it)."""
+    """Every knob of one demo run (stored in ``demo.json``; a rerun must match it).
+
+    The values of :func:`full_settings` were chosen by measurement (docs/demo.md, "Choosing the
+    settings").
+    """
 
     preset: str
     seed: int = 0
     # The synthetic dataset (mme synth): classes defined by motion only.
     synth: dict[str, Any] = field(default_factory=dict)
-    # Clip geometry shared by every job.
-    # Stride 4 with L = 4 trajectory steps, as the released recipe: tubelet k's trajectories run
-    # from its first frame (raw 8k) to its second (raw 8k + 4).
+    # Clip geometry shared by every job: 8 frames at stride 1, so tubelet k's frames are raw 2k,
+    # 2k + 1 and its L = 4 trajectory steps run over raw 2k .. 2k + 4 (the synthetic motions are
+    # fast: 1-3 network px per frame).
     num_frames: int = 8
-    stride: int = 4
+    stride: int = 1
     input_size: int = 64
+    # Encoder blocks of every job's ViT-tiny (width 192): the pre-trained encoder must fit the
+    # fine-tuned and probed one.
+    encoder_depth: int = 2
     # Pre-training (identical for mme and pixel, apart from the targets).
     pretrain_model: str = "mme_vit_tiny_patch16_224"
-    pretrain_epochs: int = 30
-    pretrain_warmup_epochs: float = 3.0
+    pretrain_epochs: int = 130
+    pretrain_warmup_epochs: float = 5.0
+    # Training jobs checkpoint every this many epochs (resumable; an epoch is ~16 steps here).
+    checkpoint_every_epochs: int = 10
     pretrain_batch: int = 16
-    pretrain_base_lr: float = 2.4e-2  # per 256 clips: 1.5e-3 at batch 16
+    pretrain_base_lr: float = 8e-3  # per 256 clips: 5e-4 at batch 16
     mask_ratio: float = 0.7
-    flow: str = "dis_ultrafast"
+    # Trajectories: computed once per dataset by `mme extract` (offline, flow extract_flow at the
+    # videos' resolution) or per clip in the loader (online, flow `flow`, also the flow of the
+    # trajectory picture).
+    trajectories: str = "offline"
+    extract_flow: str = "dis_medium"
+    flow: str = "dis_fine"
     traj_norm: str = "patch_std"
+    # Decoded videos kept in memory by every job's loader (MB per process; 0: decode each clip).
+    cache_mb: float = 256.0
+    # Autocast precision of every job (bf16: measured faster on CPUs with AVX-512 BF16).
+    precision: str = "bf16"
     # Fine-tuning (identical for the three methods).
     finetune_model: str = "vit_tiny_patch16_224"
-    finetune_epochs: int = 10
+    finetune_epochs: int = 15
     finetune_warmup_epochs: float = 1.0
     finetune_batch: int = 16
     finetune_base_lr: float = 3.2e-2  # per 256 clips: 2e-3 at batch 16
@@ -98,17 +116,17 @@ class DemoSettings:
     min_area: float = 0.5
     mixup: bool = False
     test_clips: int = 2
-    test_crops: int = 3
+    test_crops: int = 1
     # Linear probe (on cached features, cheap).
     probe_epochs: int = 100
     probe_lr: float = 1e-3
     # Loader processes of every job, and encoding processes of the dataset (0: one per core).
-    workers: int = 2
+    workers: int = 1
     synth_workers: int = 0
     # Training jobs log their losses every this many optimiser steps (the loss curves' points).
-    log_every: int = 5
+    log_every: int = 10
     # Training samples drawn to measure each target's context-free floor (mme.demo.floors).
-    floor_samples: int = 160
+    floor_samples: int = 320
 
     def synth_config(self) -> SynthConfig:
         return SynthConfig(seed=self.seed, **self.synth)
@@ -118,11 +136,19 @@ class DemoSettings:
 
 
 def full_settings(seed: int = 0) -> DemoSettings:
-    """The default demo: 8 motion classes x 32 videos, about ten minutes on 2 CPU cores."""
+    """The default demo: about ten minutes on 2 CPU cores."""
     return DemoSettings(
         preset="full",
         seed=seed,
-        synth={"classes": 8, "videos_per_class": 32, "frames": 64, "width": 160, "height": 120},
+        synth={
+            "classes": 8,
+            "videos_per_class": 60,
+            "frames": 16,
+            "width": 96,
+            "height": 72,
+            "val_fraction": 0.1,
+            "test_fraction": 0.35,
+        },
     )
 
 
@@ -134,9 +160,9 @@ def quick_settings(seed: int = 0) -> DemoSettings:
         synth={
             "classes": 4,
             "videos_per_class": 5,
-            "frames": 32,
-            "width": 96,
-            "height": 64,
+            "frames": 16,
+            "width": 64,
+            "height": 48,
             "val_fraction": 0.2,
             "test_fraction": 0.2,
         },
@@ -149,6 +175,8 @@ def quick_settings(seed: int = 0) -> DemoSettings:
         test_clips=1,
         test_crops=2,
         probe_epochs=5,
+        cache_mb=64.0,
+        checkpoint_every_epochs=1,
         workers=0,
         synth_workers=1,
         log_every=1,
@@ -162,9 +190,36 @@ def _common(settings: DemoSettings, output_dir: Path) -> list[str]:
         f"data.num_frames={settings.num_frames}",
         f"data.stride={settings.stride}",
         f"data.input_size={settings.input_size}",
+        f"data.cache_mb={settings.cache_mb}",
         f"runtime.output_dir={output_dir}",
         f"runtime.seed={settings.seed}",
         f"runtime.workers={settings.workers}",
+        f"runtime.precision={settings.precision}",
+    ]
+
+
+def traj_dir(data_dir: Path) -> Path:
+    """Where the demo's `mme extract` puts the trajectories of ``data_dir``'s training videos."""
+    return data_dir.parent / "traj"
+
+
+def extract_arguments(settings: DemoSettings, data_dir: Path) -> list[str]:
+    """``mme extract`` of the training list (offline trajectories), as command-line arguments.
+
+    At least 2 workers: then the flows run in spawned processes. With one, ``mme extract`` runs
+    them in its own process with OpenCV's thread pool, and the demo's later data-loader workers,
+    forked from that process, hang in their first OpenCV call (measured).
+    """
+    workers = max(2, settings.workers)
+    return [
+        "--list",
+        str(data_dir / "train.csv"),
+        "--out",
+        str(traj_dir(data_dir)),
+        "--flow",
+        settings.extract_flow,
+        "--workers",
+        str(workers),
     ]
 
 
@@ -173,14 +228,16 @@ def pretrain_overrides(settings: DemoSettings, chosen: Method, data_dir: Path, o
     if not chosen.pretrains:
         raise ValueError(f"method {chosen.key!r} has no pre-training")
     targets = ", ".join(chosen.predict)
+    trajectories = settings.trajectories if chosen.needs_trajectories else "none"
     overrides = [
         *_common(settings, output_dir),
         f"model.name={settings.pretrain_model}",
+        f"model.overrides.depth={settings.encoder_depth}",
         f"predict=[{targets}]",
         f"data.train_list={data_dir / 'train.csv'}",
         "data.mask_type=tube",
         f"data.mask_ratio={settings.mask_ratio}",
-        f"data.trajectories={'online' if chosen.needs_trajectories else 'none'}",
+        f"data.trajectories={trajectories}",
         f"traj.flow={settings.flow}",
         f"targets.traj_norm={settings.traj_norm}",
         f"optim.base_lr={settings.pretrain_base_lr}",
@@ -191,10 +248,12 @@ def pretrain_overrides(settings: DemoSettings, chosen: Method, data_dir: Path, o
         f"batch.per_gpu={settings.pretrain_batch}",
         "batch.num_gpus=1",
         f"runtime.log_every={settings.log_every}",
+        f"runtime.checkpoint_every_epochs={settings.checkpoint_every_epochs}",
         "runtime.keep_last=1",
         "runtime.tensorboard=false",
-        "runtime.precision=fp32",
     ]
+    if trajectories == "offline":
+        overrides.append(f"data.traj_root={traj_dir(data_dir)}")
     return overrides
 
 
@@ -218,6 +277,7 @@ def finetune_overrides(
         f"model.name={settings.finetune_model}",
         f"model.init_from={init_from}",
         "model.overrides.drop_path_rate=0.1",
+        f"model.overrides.depth={settings.encoder_depth}",
         f"data.train_list={data_dir / 'train.csv'}",
         f"data.val_list={data_dir / 'val.csv'}",
         f"data.test_list={data_dir / 'test.csv'}",
@@ -254,6 +314,7 @@ def probe_overrides(settings: DemoSettings, init_from: Path, data_dir: Path, out
         *_common(settings, output_dir),
         f"model.name={settings.finetune_model}",
         f"model.init_from={init_from}",
+        f"model.overrides.depth={settings.encoder_depth}",
         f"data.train_list={data_dir / 'train.csv'}",
         f"data.val_list={data_dir / 'val.csv'}",
         f"data.short_side_size={settings.input_size}",
