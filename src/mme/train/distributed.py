@@ -103,8 +103,14 @@ def init_distributed(requested_device: str = "auto", timeout_min: int = 30) -> D
     return DistEnv(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
 
 
-def shutdown_distributed() -> None:
+def shutdown_distributed(wait_for_peers: bool = True) -> None:
     if dist.is_available() and dist.is_initialized():
+        # After a finished job every rank waits for the others before tearing its group down: a
+        # gloo rank whose peer destroyed the group first can abort at exit ("terminate called
+        # without an active exception", seen in the two-process test). Not after an error, where
+        # a peer may never arrive.
+        if wait_for_peers:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -151,13 +151,13 @@ class Run:
             atomic_write_json(self.out / "summary.json", summary)
         self.log.event("summary", human=human, **summary)
 
-    def close(self) -> None:
+    def close(self, clean: bool = True) -> None:
         if self._tensorboard is not None:
             self._tensorboard.close()
             self._tensorboard = None
         self.log.close()
         torch.set_num_threads(self._threads_before)
-        shutdown_distributed()
+        shutdown_distributed(wait_for_peers=clean)
 
     def __enter__(self) -> Run:
         if threading.current_thread() is threading.main_thread():  # only there can signals be handled
@@ -175,7 +175,7 @@ class Run:
                 before = self._sigterm_before if self._sigterm_before is not None else signal.SIG_DFL
                 signal.signal(signal.SIGTERM, before)
                 self._sigterm_installed = False
-            self.close()
+            self.close(clean=error is None)
 
     def _record_interrupt(self, error: KeyboardInterrupt) -> None:
         """The ``interrupted`` event: which signal, how far the job got, where it can resume."""
