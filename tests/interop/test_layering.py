@@ -10,13 +10,10 @@ import pytest
 import mme.interop
 import mme.models
 
-# Imported by no mme.models module: it only keeps ``from mme.models.report import ...`` working.
-_ALIAS = "mme.models.report"
-
-_IMPORT_ALL_OF_MODELS = f"""
+_IMPORT_ALL_OF_MODELS = """
 import importlib, pkgutil, sys
 import mme.models
-names = [m.name for m in pkgutil.walk_packages(mme.models.__path__, "mme.models.") if m.name != {_ALIAS!r}]
+names = [m.name for m in pkgutil.walk_packages(mme.models.__path__, "mme.models.")]
 for name in names:
     importlib.import_module(name)
 print(len(names), sorted(m for m in sys.modules if m.startswith("mme.interop")))
@@ -37,11 +34,6 @@ def test_moved_names_resolve_from_models_to_the_same_objects(name):
     assert getattr(mme.models, name) is getattr(mme.interop, name)
 
 
-def test_unknown_names_are_attribute_errors_and_the_report_alias_is_the_same_module_content():
+def test_unknown_names_are_attribute_errors():
     with pytest.raises(AttributeError, match="no_such_name"):
         mme.models.no_such_name  # noqa: B018
-    from mme.interop.report import LoadReport, group_names
-    from mme.models.report import LoadReport as AliasReport
-    from mme.models.report import group_names as alias_group_names
-
-    assert (AliasReport, alias_group_names) == (LoadReport, group_names)

@@ -153,8 +153,8 @@ def load_traj_model(
 
     Raises CheckpointError when there are such tensors, unless ``allow_random_decoder``.
     """
-    from mme.models import load_pretrain_model_with_report
-    from mme.models.report import group_names
+    from mme.interop import load_pretrain_model_with_report
+    from mme.interop.report import group_names
 
     model, report = load_pretrain_model_with_report(checkpoint)
     _log.info(report.summary())

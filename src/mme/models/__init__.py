@@ -41,30 +41,19 @@ if TYPE_CHECKING:
         load_pretrain_model_with_report,
     )
 
-# Names that moved to mme.interop; re-exported on first access.
-_INTEROP_NAMES = frozenset(
-    {
-        "SUPPORTED_LAYOUTS",
-        "LoadReport",
-        "export_hf",
-        "load_classifier",
-        "load_classifier_with_report",
-        "load_pretrain_model",
-        "load_pretrain_model_with_report",
-    }
-)
-
 
 def __getattr__(name: str) -> Any:
-    if name in _INTEROP_NAMES:
-        value = getattr(importlib.import_module("mme.interop"), name)
+    # Names that moved to mme.interop (its ``__all__``), re-exported on first access.
+    interop = importlib.import_module("mme.interop")
+    if name in interop.__all__:
+        value = getattr(interop, name)
         globals()[name] = value  # later lookups skip this function
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _INTEROP_NAMES)
+    return sorted(set(globals()) | set(importlib.import_module("mme.interop").__all__))
 
 
 __all__ = [
