@@ -10,7 +10,7 @@ run folder under OUT keeps its config.yaml and logs. Rerunning the same command 
 already done and continues an interrupted one. Writes OUT/results.json, OUT/results.md and
 OUT/figures/*.png (losses, accuracies, trajectories), and prints the results table.
 
-  mme demo                     # about 7 minutes on 2 CPU cores, into demo_out/
+  mme demo                     # about 8 minutes on 2 CPU cores, into demo_out/
   mme demo --quick --out /tmp/d  # every stage at toy size, ~10 s (a smoke test; numbers meaningless)
 
 See docs/demo.md.
@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 
 NAME = "demo"
-HELP = "MME vs pixel pre-training vs none on synthetic motion videos, with figures (CPU, ~7 min on 2 cores)"
+HELP = "MME vs pixel pre-training vs none on synthetic motion videos, with figures (CPU, ~8 min on 2 cores)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
