@@ -273,7 +273,8 @@ def _paint_object(canvas: np.ndarray, scene: Scene, centre: np.ndarray, matrix: 
     )
     # Signed distance to the outline, approximately in image pixels (times the mean scale).
     inside = (outline - np.hypot(u, v / scene.aspect)) * math.sqrt(abs(np.linalg.det(matrix)))
-    alpha = (1.0 / (1.0 + np.exp(-inside / 0.8)))[..., None]
+    # A logistic edge, written as 0.5 + 0.5 tanh(x / 2) so that far pixels do not overflow exp.
+    alpha = (0.5 + 0.5 * np.tanh(inside / 1.6))[..., None]
     # A colour ramp across the object (it moves with it) plus the two gratings.
     a = scene.colour_angle
     ramp = (u * math.cos(a) + v * math.sin(a)) / (2 * scene.radius)
