@@ -126,14 +126,15 @@ def test_cli(tmp_path):
 
 
 def _in_patch_spread(config: SynthConfig, index: int, kind: str, sign: float, t: float) -> float:
-    """True motion of 2x2 points 8 px apart next to the object's centre, from frame t to t + 1:
+    """True motion of 2x2 points 8 px apart around the plane's fixed point, from frame t to t + 1:
     the std over the points (unbiased, as patch-std), root-mean-square over x and y, in px."""
     scene = sample_scene(config, index)
-    centre0, matrix0 = pose(scene, kind, sign, t)
-    centre1, matrix1 = pose(scene, kind, sign, t + 1)
+    shift0, matrix0 = pose(scene, kind, sign, t)
+    shift1, matrix1 = pose(scene, kind, sign, t + 1)
     offsets = np.array([[-4.0, -4.0], [4.0, -4.0], [-4.0, 4.0], [4.0, 4.0]])
-    moved = centre1 + offsets @ (matrix1 @ np.linalg.inv(matrix0)).T  # image point c0 + o, one frame on
-    steps = moved - (centre0 + offsets)
+    # Image point centre + shift0 + o, one frame on (image = centre + matrix (plane - centre) + shift).
+    moved = shift1 + offsets @ (matrix1 @ np.linalg.inv(matrix0)).T
+    steps = moved - (shift0 + offsets)
     return float(np.sqrt((steps.std(axis=0, ddof=1) ** 2).mean()))
 
 

@@ -1,18 +1,18 @@
 """A synthetic video dataset whose classes are defined by motion alone.
 
-Every video shows one large object over a smooth background. The object moves with its class's
-motion: translation in one of four directions, rotation clockwise or counter-clockwise,
-expansion or contraction, an area-preserving stretch (wider or taller) or a shear (top to the
-right or to the left). The last eight differ only by how points move *inside* a 16-pixel patch,
-which is what MME's patch-normalised trajectory target keeps. Appearance is smooth and
-structured so that a hidden patch is predictable from its neighbours: the background is a colour
-gradient plus one long wave (every channel varies, no flat area), the object a soft blob
-textured by two gratings whose period is about one HOG cell. Colours, outline, texture, size,
-position and motion rates are random and their distribution does not depend on the class: a
-scene is drawn from a random stream seeded by (seed, video index) only, and every motion is
-parametrised around the clip's middle frame, where all classes show the same pose. So for one
-scene the middle frame is identical whatever the class (tested), and no single frame tells the
-class: a model must look at motion. Design and measurements: docs/data.md.
+Every video shows a textured plane filling the frame, moved by its class's motion: translation
+in one of four directions, rotation clockwise or counter-clockwise, expansion or contraction, an
+area-preserving stretch (wider or taller) or a shear (top to the right or to the left). The last
+eight differ by how points move *inside* a 16-pixel patch, which is what MME's patch-normalised
+trajectory target keeps. Appearance is built so that a hidden patch is predictable from the
+visible ones: one dominant grating orientation per clip (every patch has the same HOG), a
+colour gradient across the plane (red and blue, standardised per patch, are mostly that ramp)
+and the texture mostly in green, the channel the flow sees. Colours, texture, the motion's fixed
+point and rates are random and their distribution does not depend on the class: a scene is drawn
+from a random stream seeded by (seed, video index) only, and every motion is parametrised around
+the clip's middle frame, where all classes show the plane unmoved. So for one scene the middle
+frame is identical whatever the class (tested), and no single frame tells the class: a model
+must look at motion. Design and measurements: docs/data.md.
 
 Videos are real H.264 files (yuv420p, through PyAV), written atomically, in parallel processes;
 each video's random streams derive from (seed, video index), so the dataset is identical for a
@@ -46,9 +46,9 @@ from mme.utils.atomic import atomic_write_json
 from mme.utils.logging import Progress, RunLog
 
 # 2: encoded without x264's MB-tree rate control (see _write_one)
-# 3: smooth structured scenes (one large textured object over a smooth background), deformation
-#    classes (stretch, shear), motion rates in units of the short side (docs/data.md)
-FORMAT = "mme-synthetic-3"
+# 3: one textured object over a smooth background; stretch and shear classes
+# 4: a full-frame textured plane under one global motion (docs/data.md)
+FORMAT = "mme-synthetic-4"
 
 # name -> (kind, sign): the class catalogue; ``--classes N`` takes the first N. The first eight keep
 # the names of the earlier formats; the last four differ only by how points move *inside* a patch.
@@ -74,18 +74,17 @@ class Ranges:
     side, so a scene looks the same at any size; rates are per frame. At the demo's geometry (short
     side 72 px seen at 64 px) one short side is 57-86 network-input pixels (docs/data.md)."""
 
-    radius: tuple[float, float] = (0.30, 0.40)  # the object's mean radius
-    wobble: float = 0.12  # amplitude of the outline's 2nd-4th harmonics (relative to the radius)
-    texture_period: tuple[float, float] = (0.10, 0.13)  # every grating's period (~ one HOG cell)
-    object_contrast: tuple[float, float] = (6.0, 10.0)  # grey levels, each of the object's gratings
-    background_contrast: tuple[float, float] = (6.0, 10.0)  # each of the background's gratings
-    background_period: tuple[float, float] = (1.2, 2.0)  # the background's long wave
-    background_swing: tuple[float, float] = (110.0, 160.0)  # grey levels, per channel, across the frame
-    object_swing: tuple[float, float] = (80.0, 120.0)  # grey levels, per channel, across the object
-    speed: tuple[float, float] = (0.02, 0.03)  # translation, short sides / frame
-    spin: tuple[float, float] = (0.07, 0.11)  # rotation, rad / frame
-    growth: tuple[float, float] = (0.065, 0.09)  # log-size / frame (scale, stretch)
-    shear: tuple[float, float] = (0.07, 0.12)  # shear / frame
+    texture_period: tuple[float, float] = (0.14, 0.20)  # both gratings' period
+    texture_contrast: tuple[float, float] = (35.0, 50.0)  # grey levels, the dominant grating (green)
+    second_contrast: tuple[float, float] = (15.0, 25.0)  # grey levels, the weaker grating (green)
+    texture_share: float = 0.1  # the gratings' amplitude in red and blue, relative to green
+    swing: tuple[float, float] = (100.0, 140.0)  # grey levels per channel across the plane's width
+    wave_period: tuple[float, float] = (0.8, 1.6)  # a long colour wave
+    wave_contrast: tuple[float, float] = (5.0, 12.0)
+    speed: tuple[float, float] = (0.03, 0.045)  # translation, short sides / frame
+    spin: tuple[float, float] = (0.06, 0.09)  # rotation, rad / frame
+    growth: tuple[float, float] = (0.05, 0.07)  # log-size / frame (scale, stretch)
+    shear: tuple[float, float] = (0.07, 0.1)  # shear / frame
 
 
 RANGES = Ranges()
@@ -131,27 +130,20 @@ class SynthConfig:
 
 
 # -- scenes -------------------------------------------------------------------------------------
+Wave = tuple[float, float, np.ndarray, float]  # a sinusoid: angle, period (px), RGB amplitude, phase
+
+
 @dataclass
 class Scene:
-    """The class-independent part of a video: looks, middle-frame pose and motion rates.
+    """The class-independent part of a video: a textured plane, its motion's centre and rates.
+    Colours are RGB vectors in grey levels."""
 
-    Colours are RGB vectors in grey levels; gratings are (angle, period px, amplitude RGB, phase).
-    """
-
-    background_low: np.ndarray  # colour at one end of the background's gradient
-    background_high: np.ndarray  # ... and at the other (every channel differs by 110-160 levels)
+    colour: np.ndarray  # the plane's colour at its centre
+    swing: np.ndarray  # colour change across the plane's width (per channel), along gradient_angle
     gradient_angle: float
-    background_wave: tuple[float, float, np.ndarray, float]
-    background_gratings: list[tuple[float, float, np.ndarray, float]]
-    centre: tuple[float, float]  # the object's centre at the middle frame (px)
-    radius: float  # px
-    aspect: float
-    angle: float  # the object's orientation at the middle frame (rad)
-    harmonics: list[tuple[float, float]]  # outline: (relative amplitude, phase) of harmonics 2, 3, 4
-    colour: np.ndarray
-    colour_swing: np.ndarray  # colour change across the object (per channel), along colour_angle
-    colour_angle: float
-    gratings: list[tuple[float, float, np.ndarray, float]]
+    wave: Wave  # a long colour wave (smooth structure)
+    gratings: list[Wave]  # the texture: a dominant grating and a weaker one
+    centre: tuple[float, float]  # the fixed point of rotation and scaling (px)
     rates: dict[str, float]  # speed (px / frame), spin, growth, shear (per frame)
 
 
@@ -165,45 +157,35 @@ def sample_scene(config: SynthConfig, video_index: int) -> Scene:
     rng = np.random.default_rng([config.seed, video_index, 0])
     short = min(config.width, config.height)
     r = RANGES
-    low = rng.uniform(50, 205, 3)
-    swing = _signed(rng, *r.background_swing)
-    # Keep both ends inside [0, 255]: flip a channel's swing when it would leave the range.
-    swing = np.where((low + swing < 10) | (low + swing > 245), -swing, swing)
 
-    def gratings(contrast: tuple[float, float]) -> list[tuple[float, float, np.ndarray, float]]:
-        """Two gratings 60-120 degrees apart: a 2-D texture (flow is defined everywhere)."""
-        first = rng.uniform(0, math.pi)
-        angles = (first, first + rng.uniform(math.pi / 3, 2 * math.pi / 3))
-        return [
-            (
-                angle,
-                rng.uniform(*r.texture_period) * short,
-                _signed(rng, *contrast),
-                rng.uniform(0, 2 * math.pi),
-            )
-            for angle in angles
-        ]
-
-    return Scene(
-        background_low=low,
-        background_high=low + swing,
-        gradient_angle=rng.uniform(0, 2 * math.pi),
-        background_wave=(
-            rng.uniform(0, math.pi),
-            rng.uniform(*r.background_period) * short,
-            _signed(rng, 20, 35),
+    def wave(period: tuple[float, float], amplitude: tuple[float, float], angle: float | None = None) -> Wave:
+        return (
+            rng.uniform(0, math.pi) if angle is None else angle,
+            rng.uniform(*period) * short,
+            _signed(rng, *amplitude),
             rng.uniform(0, 2 * math.pi),
-        ),
-        background_gratings=gratings(r.background_contrast),
-        centre=(rng.uniform(0.35, 0.65) * config.width, rng.uniform(0.35, 0.65) * config.height),
-        radius=rng.uniform(*r.radius) * short,
-        aspect=rng.uniform(0.65, 1.0),
-        angle=rng.uniform(0, 2 * math.pi),
-        harmonics=[(rng.uniform(0, r.wobble), rng.uniform(0, 2 * math.pi)) for _ in range(3)],
-        colour=rng.uniform(70, 185, 3),
-        colour_swing=_signed(rng, *r.object_swing),
-        colour_angle=rng.uniform(0, 2 * math.pi),
-        gratings=gratings(r.object_contrast),
+        )
+
+    def texture(amplitude: tuple[float, float], angle: float) -> Wave:
+        # Mostly in green (the luminance's main channel, what the flow sees); red and blue keep
+        # texture_share of it, so their per-patch standardised pixels are mostly the smooth ramp.
+        angle_, period, rgb, phase = wave(r.texture_period, amplitude, angle)
+        return angle_, period, rgb * np.array([r.texture_share, 1.0, r.texture_share]), phase
+
+    # The texture's dominant orientation is the scene's: every patch of a clip has the same
+    # gradient-orientation histogram (HOG), which its neighbours therefore predict.
+    first = rng.uniform(0, math.pi)
+    second = first + rng.uniform(math.pi / 3, 2 * math.pi / 3)  # a 2-D texture: flow defined everywhere
+    return Scene(
+        colour=rng.uniform(100, 155, 3),
+        swing=_signed(rng, *r.swing),
+        gradient_angle=rng.uniform(0, 2 * math.pi),
+        wave=wave(r.wave_period, r.wave_contrast),
+        gratings=[
+            texture(r.texture_contrast, first),
+            texture(r.second_contrast, second),
+        ],
+        centre=(rng.uniform(0.4, 0.6) * config.width, rng.uniform(0.4, 0.6) * config.height),
         rates={
             # Drawn for every scene, so the scene does not depend on which one its class uses.
             "speed": rng.uniform(*r.speed) * short,
@@ -215,16 +197,16 @@ def sample_scene(config: SynthConfig, video_index: int) -> Scene:
 
 
 def pose(scene: Scene, kind: str, sign: float, t: float) -> tuple[np.ndarray, np.ndarray]:
-    """(centre (2,), matrix (2, 2) from object to image coordinates) at ``t`` frames from the
-    middle frame, where every class has the same pose. Image y points down, so a growing angle
-    turns clockwise on screen."""
-    centre = np.array(scene.centre, np.float64)
+    """(shift (2,), matrix (2, 2)) mapping plane to image coordinates at ``t`` frames from the
+    middle frame, where every class shows the plane unmoved: image = centre + matrix @ (plane -
+    centre) + shift. Image y points down, so a growing angle turns clockwise on screen."""
     rate = scene.rates
+    shift = np.zeros(2)
     linear = np.eye(2)
     if kind == "translate_x":
-        centre[0] += sign * rate["speed"] * t
+        shift[0] = sign * rate["speed"] * t
     elif kind == "translate_y":
-        centre[1] += sign * rate["speed"] * t
+        shift[1] = sign * rate["speed"] * t
     elif kind == "rotate":
         w = sign * rate["spin"] * t
         linear = np.array([[math.cos(w), -math.sin(w)], [math.sin(w), math.cos(w)]])
@@ -237,64 +219,43 @@ def pose(scene: Scene, kind: str, sign: float, t: float) -> tuple[np.ndarray, np
         linear = np.array([[1.0, -sign * rate["shear"] * t], [0.0, 1.0]])
     else:
         raise ValueError(f"unknown motion kind {kind!r}")
-    a = scene.angle
-    orientation = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
-    return centre, linear @ orientation
+    return shift, linear
 
 
-def _grating(u: np.ndarray, v: np.ndarray, wave: tuple[float, float, np.ndarray, float]) -> np.ndarray:
+def _wave(u: np.ndarray, v: np.ndarray, wave: Wave) -> np.ndarray:
     angle, period, amplitude, phase = wave
     along = u * math.cos(angle) + v * math.sin(angle)
     return np.sin(2 * math.pi * along / period + phase)[..., None] * amplitude
 
 
-def render_background(scene: Scene, width: int, height: int) -> np.ndarray:
-    """A colour gradient across the frame, one long wave and two faint gratings: no flat channel
-    anywhere, and texture for the flow everywhere."""
+def render_frame(scene: Scene, width: int, height: int, shift: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """The plane seen through (shift, matrix), float RGB (H, W, 3): evaluated at each pixel's
+    plane coordinates, so any motion is exact (no resampling of an image)."""
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
-    a = scene.gradient_angle
-    along = ((xs - width / 2) * math.cos(a) + (ys - height / 2) * math.sin(a)) / max(width, height) + 0.5
-    base = scene.background_low * (1 - along[..., None]) + scene.background_high * along[..., None]
-    texture = sum(_grating(xs, ys, wave) for wave in [scene.background_wave, *scene.background_gratings])
-    return (base + texture).astype(np.float32)
-
-
-def _paint_object(canvas: np.ndarray, scene: Scene, centre: np.ndarray, matrix: np.ndarray) -> None:
-    """Alpha-blend the object (soft outline, two-grating texture) posed by (centre, matrix)."""
-    height, width = canvas.shape[:2]
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    cx, cy = scene.centre
     inverse = np.linalg.inv(matrix)
-    dx, dy = xs - centre[0], ys - centre[1]
-    u = inverse[0, 0] * dx + inverse[0, 1] * dy
-    v = inverse[1, 0] * dx + inverse[1, 1] * dy
-    phi = np.arctan2(v, u)
-    outline = scene.radius * (
-        1 + sum(amp * np.cos((k + 2) * phi + ph) for k, (amp, ph) in enumerate(scene.harmonics))
+    dx, dy = xs - cx - shift[0], ys - cy - shift[1]
+    u = inverse[0, 0] * dx + inverse[0, 1] * dy + cx
+    v = inverse[1, 0] * dx + inverse[1, 1] * dy + cy
+    a = scene.gradient_angle
+    ramp = ((u - cx) * math.cos(a) + (v - cy) * math.sin(a)) / width
+    image = (
+        scene.colour
+        + ramp[..., None] * scene.swing
+        + sum(_wave(u, v, w) for w in [scene.wave, *scene.gratings])
     )
-    # Signed distance to the outline, approximately in image pixels (times the mean scale).
-    inside = (outline - np.hypot(u, v / scene.aspect)) * math.sqrt(abs(np.linalg.det(matrix)))
-    # A logistic edge, written as 0.5 + 0.5 tanh(x / 2) so that far pixels do not overflow exp.
-    alpha = (0.5 + 0.5 * np.tanh(inside / 1.6))[..., None]
-    # A colour ramp across the object (it moves with it) plus the two gratings.
-    a = scene.colour_angle
-    ramp = (u * math.cos(a) + v * math.sin(a)) / (2 * scene.radius)
-    texture = (
-        scene.colour + ramp[..., None] * scene.colour_swing + sum(_grating(u, v, w) for w in scene.gratings)
-    )
-    canvas += (alpha * (texture - canvas)).astype(np.float32)
+    return image.astype(np.float32)
 
 
 def render_video(config: SynthConfig, video_index: int, label: int) -> np.ndarray:
     """Frames uint8 (F, H, W, 3) of video ``video_index`` showing class ``label``'s motion."""
     kind, sign = MOTIONS[config.class_names[label]]
     scene = sample_scene(config, video_index)
-    background = render_background(scene, config.width, config.height)
     noise_rng = np.random.default_rng([config.seed, video_index, 2])
     middle = config.frames // 2  # a whole frame: there every class shows the same pose
     frames = np.empty((config.frames, config.height, config.width, 3), np.uint8)
     for f in range(config.frames):
-        canvas = background.copy()
-        _paint_object(canvas, scene, *pose(scene, kind, sign, f - middle))
+        canvas = render_frame(scene, config.width, config.height, *pose(scene, kind, sign, f - middle))
         # Sensor noise, integers uniform in [-2, 2]; drawn from raw bytes, several times faster.
         noise = np.frombuffer(noise_rng.bytes(canvas.size), np.uint8).reshape(canvas.shape) % (2 * NOISE + 1)
         canvas += noise.astype(np.float32) - NOISE
