@@ -30,10 +30,10 @@ import numpy as np
 import torch
 
 import mme
+from mme.eval.infer import default_workers
 from mme.io.video import write_video
 from mme.models import create_model, save_model
 from mme.train.distributed import cpu_threads
-from mme.train.infer import default_workers
 
 
 def write_videos(folder: Path, count: int, seconds: float = 3.0) -> None:

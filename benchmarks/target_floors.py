@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mme.demo.floors import measure_floors
 from mme.demo.settings import full_settings, method, pretrain_overrides
-from mme.train.config import PretrainConfig, load_run_config
+from mme.train.run_config import PretrainConfig, load_run_config
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_LAZY = {"predict": "mme.train.predict", "embed": "mme.train.embed", "read_embeddings": "mme.train.embed"}
+_LAZY = {"predict": "mme.eval.predict", "embed": "mme.eval.embed", "read_embeddings": "mme.eval.embed"}
 
 
 def __getattr__(name: str) -> Any:

@@ -116,7 +116,7 @@ def test_floors_are_repeatable_and_leave_the_global_rngs_alone(demo):
     import torch
 
     from mme.demo.floors import measure_floors
-    from mme.train.config import PretrainConfig, load_run_config
+    from mme.train.run_config import PretrainConfig, load_run_config
 
     out, _ = demo
     config = load_run_config(PretrainConfig, DemoLayout(out).pretrain(METHODS[0]) / "config.yaml")

@@ -31,7 +31,7 @@ from mme.demo.trajectories import (
 from mme.io.video import write_video
 from mme.models import create_model, save_model
 from mme.motion.tracking import grid_seeds
-from mme.objectives import TargetConfig, build_targets, grid_to_tokens, masked_loss
+from mme.objectives import TargetConfig, build_targets, grid_to_tokens, head_specs, masked_loss
 
 ROTATE_CLOCKWISE = 4  # label of rotate_clockwise in the synthetic class catalogue
 
@@ -47,7 +47,9 @@ def video(tmp_path_factory) -> Path:
 
 def _tiny(heads: list[str]) -> torch.nn.Module:
     torch.manual_seed(0)
-    return create_model("mme_vit_tiny_patch16_224", depth=1, num_frames=4, img_size=32, heads=heads)
+    return create_model(
+        "mme_vit_tiny_patch16_224", depth=1, num_frames=4, img_size=32, heads=head_specs(heads)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -222,8 +224,8 @@ def test_trajectory_figure_writes_a_picture_and_its_numbers(checkpoint, video, t
 
 
 def test_settings_come_from_the_pretraining_run(tmp_path):
-    from mme.train.config import PretrainConfig, load_run_config
     from mme.train.config_loader import write_config
+    from mme.train.run_config import PretrainConfig, load_run_config
 
     run = tmp_path / "run"
     config = load_run_config(

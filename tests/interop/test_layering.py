@@ -1,9 +1,13 @@
-"""mme.interop builds on mme.models, never the reverse; the names that moved still resolve from mme.models."""
+"""The packages import downwards only: mme.interop builds on mme.models, never the reverse (the names
+that moved still resolve from mme.models); tasks run on train and eval, eval builds on train, and
+data knows nothing of training."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -37,3 +41,35 @@ def test_moved_names_resolve_from_models_to_the_same_objects(name):
 def test_unknown_names_are_attribute_errors():
     with pytest.raises(AttributeError, match="no_such_name"):
         mme.models.no_such_name  # noqa: B018
+
+
+_SRC = Path(mme.models.__file__).resolve().parents[1]
+# package -> the packages it must never import, even inside a function
+_NEVER = {
+    "data": ("train", "eval", "tasks", "cli", "demo"),
+    "train": ("eval", "tasks", "cli", "demo"),
+    "eval": ("tasks", "cli", "demo"),
+    "tasks": ("cli", "demo"),
+}
+
+
+def _imported(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("package", sorted(_NEVER))
+def test_packages_never_import_the_layers_above_them(package):
+    above = tuple(f"mme.{name}" for name in _NEVER[package])
+    wrong = sorted(
+        f"{path.relative_to(_SRC)}: {name}"
+        for path in (_SRC / package).rglob("*.py")
+        for name in _imported(path)
+        if name in above or name.startswith(tuple(f"{a}." for a in above))
+    )
+    assert not wrong

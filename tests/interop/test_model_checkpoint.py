@@ -32,6 +32,7 @@ from mme.interop import (
 from mme.interop.adapters.videomae import original_head_rows
 from mme.models import model_config_dict, save_model
 from mme.models.layers import sincos_table
+from mme.objectives import head_specs
 
 
 def _state_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -85,7 +86,7 @@ def test_saved_folders_and_their_files_get_the_umask_mode(tmp_path):
 
 
 def test_pretrain_model_round_trip_is_exact(tmp_path):
-    model = _perturb(tiny_pretrain(heads=["hog", "traj", "pixel"]))
+    model = _perturb(tiny_pretrain(heads=head_specs(["hog", "traj", "pixel"])))
     save_model(model, tmp_path / "pt")
     loaded, report = load_pretrain_model_with_report(tmp_path / "pt")
     assert report.new == [] and report.dropped == []
@@ -264,7 +265,9 @@ def test_videomae_pixel_checkpoint_and_new_heads(tmp_path):
     model, report = load_pretrain_model_with_report(tmp_path / "videomae.pth")
     assert model.head_names == ["pixel"] and model.config.head_hidden_dim == 0
     assert report.new == [] and report.dropped == []
-    mme_model, report = load_pretrain_model_with_report(tmp_path / "videomae.pth", heads=["hog", "traj"])
+    mme_model, report = load_pretrain_model_with_report(
+        tmp_path / "videomae.pth", heads=head_specs(["hog", "traj"])
+    )
     assert mme_model.head_names == ["hog", "traj"] and mme_model.config.head_hidden_dim == 512
     assert set(report.dropped) == {"heads.pixel.out.weight", "heads.pixel.out.bias"}
     assert {n.split(".")[1] for n in report.new} == {"hog", "traj"}

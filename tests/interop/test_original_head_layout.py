@@ -17,7 +17,7 @@ from mme.interop import load_pretrain_model_with_report
 from mme.interop.adapters.videomae import original_head_rows
 from mme.models import save_model
 from mme.motion.hog import hog_along_trajectories, hog_cells
-from mme.objectives import TargetConfig, build_targets
+from mme.objectives import TargetConfig, build_targets, head_specs
 
 CELLS, CHANNELS, BINS, POINTS = 4, 3, 9, 4
 
@@ -73,7 +73,7 @@ def test_hog_permutation_is_the_documented_one():
 
 def test_imported_original_checkpoint_predicts_hog_in_mme_order(tmp_path):
     # a model as the original code trains it: sigmoid HOG and tanh trajectory heads
-    heads = [{"name": "hog", "activation": "sigmoid"}, {"name": "traj", "activation": "tanh"}]
+    heads = head_specs(["hog", "traj"], activations={"hog": "sigmoid", "traj": "tanh"})
     model = tiny_pretrain(heads=heads).eval()
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -121,7 +121,7 @@ def test_a_named_traj_hog_head_is_reordered_too(tmp_path):
     """The random original-layout state dict of the other checkpoint tests, named traj_hog too."""
     state = original_pretrain_state(head_dims=(108, 432))
     torch.save({"model": state}, tmp_path / "volume.pth")
-    heads = ["hog", {"name": "traj_hog", "dim": 432, "activation": "sigmoid"}]  # hog: named only
+    heads = [*head_specs(["hog"]), {"name": "traj_hog", "dim": 432, "activation": "sigmoid"}]
     model, report = load_pretrain_model_with_report(tmp_path / "volume.pth", heads=heads)
     assert any("'traj_hog'" in note and "not an equivalent" in note for note in report.notes)
     clip, mask = random_clip(), tube_mask(2, (2, 2, 2), 3)
@@ -141,7 +141,8 @@ def test_head_width_outside_the_original_layout_is_an_error(tmp_path):
     torch.save({"model": state}, tmp_path / "odd.pth")
     with pytest.raises(CheckpointError, match=r"odd\.pth.*'hog' of width 100"):
         load_pretrain_model_with_report(
-            tmp_path / "odd.pth", heads=[{"name": "hog", "dim": 100, "activation": "sigmoid"}, "traj"]
+            tmp_path / "odd.pth",
+            heads=[{"name": "hog", "dim": 100, "activation": "sigmoid"}, *head_specs(["traj"])],
         )
 
 

@@ -62,7 +62,7 @@ def test_unknown_name_and_override_name_the_known_ones():
         ("vit_tiny_patch16_224", {"num_classes": -1}, "num_classes=-1"),
         ("vit_tiny_patch16_224", {"drop_path_rate": 1.5}, "drop_path_rate=1.5"),
         ("mme_vit_tiny_patch16_224", {"heads": []}, "at least one"),
-        ("mme_vit_tiny_patch16_224", {"heads": ["hog", "flow"]}, "'flow'"),
+        ("mme_vit_tiny_patch16_224", {"heads": [{"name": "hog", "dim": 108}, "flow"]}, "'flow'"),
         ("mme_vit_tiny_patch16_224", {"heads": [{"name": "x", "dim": 4, "activation": "relu"}]}, "'relu'"),
         ("mme_vit_tiny_patch16_224", {"decoder_num_heads": 5}, "decoder_num_heads=5"),
         ("mme_vit_tiny_patch16_224", {"heads": [{"name": "mbh"}]}, "give its dim and activation"),
@@ -75,7 +75,8 @@ def test_bad_values_are_config_errors_naming_the_field(name, overrides, fragment
 
 
 def test_pretrain_overrides_route_encoder_fields():
-    config = get_config("mme_vit_tiny_patch16_224", depth=2, num_frames=8, decoder_depth=2, heads=["pixel"])
+    pixel = {"name": "pixel", "dim": 1536}
+    config = get_config("mme_vit_tiny_patch16_224", depth=2, num_frames=8, decoder_depth=2, heads=[pixel])
     assert config.encoder.depth == 2 and config.encoder.num_frames == 8 and config.decoder_depth == 2
     assert config.heads == [HeadConfig("pixel", 1536, "identity")]
     # the registry entry itself is untouched
@@ -84,13 +85,18 @@ def test_pretrain_overrides_route_encoder_fields():
     assert nested.encoder.depth == 1 and nested.encoder.embed_dim == 192
 
 
-def test_parse_heads_accepts_names_dicts_and_objects():
-    heads = parse_heads(["hog", {"name": "traj", "dim": 48}, HeadConfig("mbh", 72, "sigmoid")])
+def test_parse_heads_accepts_dicts_and_objects_but_not_bare_names():
+    heads = parse_heads(
+        [{"name": "hog", "dim": 108}, {"name": "traj", "dim": 48}, HeadConfig("mbh", 72, "sigmoid")]
+    )
     assert heads == [
         HeadConfig("hog", 108, "identity"),
         HeadConfig("traj", 48, "identity"),
         HeadConfig("mbh", 72, "sigmoid"),
     ]
+    # widths are the target registry's (mme.objectives.head_specs), not a second table here
+    with pytest.raises(ConfigError, match=r"head 'hog' has no width.*head_specs"):
+        parse_heads(["hog"])
 
 
 def test_configs_are_omegaconf_structured_configs():
@@ -101,14 +107,14 @@ def test_configs_are_omegaconf_structured_configs():
             {
                 "decoder_depth": 2,
                 "encoder": {"depth": 6},
-                "heads": [{"name": "pixel"}, {"name": "traj", "dim": 48}],
+                "heads": [{"name": "pixel", "dim": 1536}, {"name": "traj", "dim": 48}],
             }
         ),
     )
     config = OmegaConf.to_object(merged)
     assert isinstance(config, MMEPretrainConfig) and isinstance(config.encoder, ViTConfig)
     assert config.decoder_depth == 2 and config.encoder.depth == 6
-    # widths and activations of known targets are filled in by name
+    # a head without an activation has none (identity)
     assert config.heads == [HeadConfig("pixel", 1536, "identity"), HeadConfig("traj", 48, "identity")]
     config.validate()
     classifier = OmegaConf.to_object(OmegaConf.structured(ClassifierConfig(num_classes=51)))
@@ -118,7 +124,9 @@ def test_configs_are_omegaconf_structured_configs():
 
 
 def test_apply_overrides_accepts_omegaconf_values():
-    heads = OmegaConf.create({"heads": ["hog", {"name": "traj", "dim": 48, "activation": "tanh"}]}).heads
+    heads = OmegaConf.create(
+        {"heads": [{"name": "hog", "dim": 108}, {"name": "traj", "dim": 48, "activation": "tanh"}]}
+    ).heads
     config = apply_overrides(MMEPretrainConfig(), {"heads": heads})
     assert [h.dim for h in config.heads] == [108, 48]
     assert dataclasses.asdict(config)["heads"][1] == {"name": "traj", "dim": 48, "activation": "tanh"}

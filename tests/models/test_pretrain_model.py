@@ -7,13 +7,14 @@ import torch
 from model_helpers import random_clip, random_mask, tiny_pretrain, tube_mask
 
 from mme.models import HeadConfig, MMEPretrainModel, create_model, get_config
+from mme.objectives import head_specs
 
 GRID = (2, 2, 2)
 
 
 @pytest.mark.parametrize("kind", ["tube", "random"])
 def test_one_prediction_per_masked_token_per_head(kind):
-    heads = [{"name": "hog", "activation": "sigmoid"}, {"name": "traj", "activation": "tanh"}, "pixel"]
+    heads = head_specs(["hog", "traj", "pixel"], activations={"hog": "sigmoid", "traj": "tanh"})
     model = tiny_pretrain(heads=heads).eval()
     clip = random_clip(batch=3, frames=8, size=48)  # grid (4, 3, 3): 36 tokens
     mask = tube_mask(3, (4, 3, 3), masked_per_frame=6) if kind == "tube" else random_mask(3, 36, 24)
@@ -135,7 +136,7 @@ def test_registry_defaults_are_the_released_recipe():
 
 
 def test_videomae_single_linear_head():
-    model = tiny_pretrain(heads=["pixel"], head_hidden_dim=0)
+    model = tiny_pretrain(heads=head_specs(["pixel"]), head_hidden_dim=0)
     assert isinstance(model.heads["pixel"].hidden, torch.nn.Identity)
     out = model(random_clip(batch=1), tube_mask(1, GRID, 2))
     assert out["pixel"].shape == (1, 4, 1536)

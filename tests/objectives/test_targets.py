@@ -4,8 +4,18 @@ import pytest
 import torch
 
 from mme.errors import ConfigError
+from mme.models.config import MMEPretrainConfig
 from mme.motion.hog import hog_cells
-from mme.objectives import TARGETS, TargetConfig, build_targets, get_target, grid_to_tokens, target_dim
+from mme.objectives import (
+    TARGETS,
+    TargetConfig,
+    TargetSettings,
+    build_targets,
+    get_target,
+    grid_to_tokens,
+    head_specs,
+    target_dim,
+)
 
 B, T, H, W = 2, 4, 32, 48  # K = 2 tubelets, 2 x 3 patches -> N = 12 tokens
 K, HP, WP, L = 2, 2, 3, 4
@@ -38,6 +48,27 @@ def test_registry_dims_and_activations():
     assert target_dim("traj", TargetConfig(traj_steps=6)) == 48
     with pytest.raises(ConfigError, match="unknown target 'flow'"):
         get_target("flow")
+
+
+def test_head_widths_come_from_the_registry():
+    assert head_specs(["traj", "pixel"], TargetConfig(traj_steps=6), {"traj": "tanh"}) == [
+        {"name": "traj", "dim": 48, "activation": "tanh"},
+        {"name": "pixel", "dim": 1536, "activation": "identity"},
+    ]
+    # the model's default heads are the registry's at the default settings
+    defaults = [vars(head) for head in MMEPretrainConfig().heads]
+    assert defaults == head_specs(["hog", "traj"])
+    with pytest.raises(ConfigError, match="unknown target 'flow'"):
+        head_specs(["flow"])
+
+
+def test_target_config_is_the_settings_plus_their_geometry():
+    settings = {"traj_norm", "traj_std_floor", "hog_cell", "hog_bins", "eps"}
+    geometry = {"patch_size", "tubelet_size", "traj_steps", "traj_stride", "max_displacement"}
+    assert set(vars(TargetSettings())) == settings
+    assert set(vars(TargetConfig())) == settings | geometry
+    with pytest.raises(ConfigError, match="hog_cell=6 must divide patch_size=16"):
+        TargetConfig(hog_cell=6)
 
 
 def test_grid_to_tokens_follows_the_token_order_and_row_major_points():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import pytest
 from omegaconf import MISSING
@@ -67,6 +68,25 @@ def test_errors_name_the_key_and_the_source(tmp_path, yaml_text, overrides, mess
     path.write_text(yaml_text)
     with pytest.raises(ConfigError, match=message):
         load_config(_Run, path, overrides)
+
+
+@dataclass
+class _Moved(_Run):
+    MOVED_KEYS: ClassVar[dict[str, str]] = {"optim.steps": "epochs"}
+
+
+@pytest.mark.parametrize("source", ["yaml", "set"])
+def test_a_moved_key_names_where_its_value_lives(tmp_path, source):
+    path = tmp_path / "recipe.yaml"
+    path.write_text("out: o\n" + ("optim:\n  steps: 3\n" if source == "yaml" else ""))
+    overrides = ["optim.steps=3"] if source == "set" else []
+    where = "recipe.yaml" if source == "yaml" else "--set optim.steps=3"
+    moved = rf"{where}: 'optim.steps' is no longer a setting; the value lives in epochs"
+    with pytest.raises(ConfigError, match=moved):
+        load_config(_Moved, path, overrides)
+    unknown = r"unknown config key 'optim.lrr'; known keys there: betas, clip, lr$"
+    with pytest.raises(ConfigError, match=unknown):
+        load_config(_Moved, None, ["out=o", "optim.lrr=1"])
 
 
 def test_missing_config_file(tmp_path):

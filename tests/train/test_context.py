@@ -193,7 +193,7 @@ def collect(run_dir: Path, layouts: list[Layout], samples: int, seed: int = 1) -
     from mme.data.transforms import normalize_clip
     from mme.models import load_pretrain_model
     from mme.objectives import build_targets
-    from mme.train.config import PretrainConfig, load_run_config
+    from mme.train.run_config import PretrainConfig, load_run_config
 
     config = load_run_config(PretrainConfig, run_dir / "config.yaml")
     model = load_pretrain_model(run_dir / "model").eval()
@@ -211,7 +211,7 @@ def collect(run_dir: Path, layouts: list[Layout], samples: int, seed: int = 1) -
             for batch in torch.utils.data.DataLoader(draws, batch_size=8, num_workers=0):
                 clip = normalize_clip(batch["clip"])
                 predictions = model(clip, batch["mask"])
-                built = build_targets(config.predict, {**batch, "clip": clip}, config.targets)
+                built = build_targets(config.predict, {**batch, "clip": clip}, config.target_config())
                 video = batch["index"] % len(layouts)  # the list repeats the videos
                 parts = torch.stack([2 * v + halves[v] for v in video.tolist()])
                 for name, (values, weight) in built.items():
@@ -389,11 +389,11 @@ def test_hog_and_traj_are_learned_from_the_visible_tokens(motion_videos, tmp_pat
 def test_targets_permuted_within_clips_stay_at_the_floor(
     motion_videos, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mme.train.pretrain
+    import mme.tasks.pretrain
 
     data, layouts = motion_videos
-    shuffled = permuted_targets(mme.train.pretrain.build_targets)
-    monkeypatch.setattr(mme.train.pretrain, "build_targets", shuffled)
+    shuffled = permuted_targets(mme.tasks.pretrain.build_targets)
+    monkeypatch.setattr(mme.tasks.pretrain, "build_targets", shuffled)
     run = pretrain(data, tmp_path / "run", MOTION_EPOCHS)
     assert shuffled.calls == MOTION_EPOCHS * VIDEOS * REPEATS // 8  # every step used the hook
     table = losses(collect(run, layouts, SAMPLES))  # measured against the true targets

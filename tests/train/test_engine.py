@@ -7,9 +7,8 @@ import torch
 from torch import nn
 
 from mme.errors import ConfigError
-from mme.train.engine import NonFiniteLossError, Precision, Updater, check_finite
 from mme.train.optim import build_adamw, param_groups
-from mme.train.schedule import CosineSchedule
+from mme.train.trainer import CosineSchedule, NonFiniteLossError, Precision, Updater, check_finite
 
 
 def _setup(

@@ -9,7 +9,7 @@ import pytest
 import torch
 from train_helpers import run_mme, tiny_eval, tiny_finetune, tiny_pretrain
 
-import mme.train.pretrain
+import mme.tasks.pretrain
 from mme.train.checkpoint import load_checkpoint
 
 
@@ -42,9 +42,9 @@ def test_bad_keys_types_and_ranges_name_the_key(synthetic_data, finished_run, tm
         (["data.mask_ratio=1.5"], "data.mask_ratio must be in (0.0, 1.0]"),
         (["optim.base_lr=-1"], "optim.base_lr must be > 0"),
         (["runtime.precision=fp8"], "runtime.precision must be fp32, bf16 or fp16"),
-        (["traj.steps=2"], "targets.traj_steps=4 must equal traj.steps=2"),
+        (["targets.traj_steps=2"], "'targets.traj_steps' is no longer a setting; the value lives in traj"),
         (["model.name=vit_tiny_patch16_224"], "model.name 'vit_tiny_patch16_224' is not a pretrain model"),
-        (["model.overrides.depthh=2"], "unknown model setting 'depthh'"),
+        (["model.overrides.depthh=2"], "unknown config key 'model.overrides.depthh'; known keys there: dec"),
     ]
     for extra, message in cases:
         _fails([*tiny_pretrain(synthetic_data, finished_run, *extra), "--resume", "auto"], capsys, message)
@@ -108,7 +108,7 @@ def test_resume_auto_skips_a_corrupt_latest_checkpoint(synthetic_data, finished_
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
     synthetic_data, tmp_path, capsys, monkeypatch
 ):
-    real_loss = mme.train.pretrain.masked_loss
+    real_loss = mme.tasks.pretrain.masked_loss
     calls = {"n": 0}
 
     def loss_that_explodes(predictions, targets, mask):
@@ -119,7 +119,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
             total = torch.stack(list(terms.values())).mean()
         return total, terms
 
-    monkeypatch.setattr(mme.train.pretrain, "masked_loss", loss_that_explodes)
+    monkeypatch.setattr(mme.tasks.pretrain, "masked_loss", loss_that_explodes)
     out = tmp_path / "run"
     args = tiny_pretrain(synthetic_data, out, "runtime.checkpoint_every_steps=1")
     _fails(args, capsys, "loss is nan in step 3 (epoch 0)", "traj=nan", "hog=")

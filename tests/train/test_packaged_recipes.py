@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from mme.errors import ConfigError
-from mme.train.config import PretrainConfig
 from mme.train.config_loader import RECIPES, load_config, recipe_path
+from mme.train.run_config import PretrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE_FILES = sorted(str(p.relative_to(REPO / "configs")) for p in (REPO / "configs").rglob("*.yaml"))
@@ -39,7 +39,7 @@ def test_a_built_wheel_holds_every_recipe_and_an_install_reads_them(tmp_path):
     # The unpacked wheel (first on sys.path), run from a folder without configs/.
     (tmp_path / "elsewhere").mkdir()
     script = (
-        "import json, mme; from mme.train.config import PretrainConfig; "
+        "import json, mme; from mme.train.run_config import PretrainConfig; "
         "from mme.train.config_loader import RECIPES, load_config; "
         "c = load_config(PretrainConfig, 'configs/pretrain/k400_vitb_800ep.yaml'); "
         "print(json.dumps([mme.__file__, str(RECIPES), c.schedule.epochs, c.model.name]))"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mme.train.config import EvalConfig, FinetuneConfig, PretrainConfig, ProbeConfig, load_run_config
 from mme.train.optim import scaled_lr
+from mme.train.run_config import EvalConfig, FinetuneConfig, PretrainConfig, ProbeConfig, load_run_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SCHEMAS = {"pretrain": PretrainConfig, "finetune": FinetuneConfig, "eval": EvalConfig, "probe": ProbeConfig}
@@ -90,7 +90,7 @@ def test_finetuning_recipes(name, classes, lr, epochs, clips, update_freq, tmp_p
         update_freq,
     )
     assert config.optim.layer_decay == 0.75 and config.optim.betas == [0.9, 0.999]
-    assert config.model.overrides == {"drop_path_rate": 0.1} and config.schedule.warmup_epochs == 5
+    assert config.model.overrides.given() == {"drop_path_rate": 0.1} and config.schedule.warmup_epochs == 5
     assert config.data.rand_augment == "rand-m7-n4-mstd0.5-inc1" and config.data.reprob == 0.25
     assert (config.mixup.mixup_alpha, config.mixup.cutmix_alpha, config.mixup.label_smoothing) == (
         0.8,

@@ -11,7 +11,7 @@ import pytest
 import torch
 from train_helpers import final_weights, read_jsonl, run_mme, tiny_finetune, tiny_pretrain
 
-import mme.train.pretrain
+import mme.tasks.pretrain
 from mme.utils.logging import current_records
 
 JOBS = {"pretrain": tiny_pretrain, "finetune": tiny_finetune}
@@ -83,7 +83,7 @@ def test_an_interrupt_is_recorded_and_the_resume_record_supersedes_the_redone_st
     synthetic_data, tmp_path, monkeypatch, capsys
 ):
     """SIGTERM in step 4 (checkpoints every 2 steps): step 3 was logged, then is trained again."""
-    real_loss = mme.train.pretrain.masked_loss
+    real_loss = mme.tasks.pretrain.masked_loss
     calls = {"n": 0}
 
     def loss_then_sigterm(predictions, targets, mask):
@@ -97,7 +97,7 @@ def test_an_interrupt_is_recorded_and_the_resume_record_supersedes_the_redone_st
 
     out = tmp_path / "run"
     command = [*tiny_pretrain(synthetic_data, out, "runtime.checkpoint_every_steps=2"), "--resume", "auto"]
-    monkeypatch.setattr(mme.train.pretrain, "masked_loss", loss_then_sigterm)
+    monkeypatch.setattr(mme.tasks.pretrain, "masked_loss", loss_then_sigterm)
     before = signal.signal(signal.SIGTERM, not_handled)  # instead of killing pytest on a regression
     try:
         code = run_mme(command)
@@ -113,7 +113,7 @@ def test_an_interrupt_is_recorded_and_the_resume_record_supersedes_the_redone_st
         "kind": "interrupted", "signal": "SIGTERM", "step": 3, "epoch": 0, "last_checkpoint": str(checkpoint),
     }  # fmt: skip
 
-    monkeypatch.setattr(mme.train.pretrain, "masked_loss", real_loss)
+    monkeypatch.setattr(mme.tasks.pretrain, "masked_loss", real_loss)
     assert run_mme(command) == 0
     records = read_jsonl(out / "pretrain.jsonl")
     kinds = [r["kind"] for r in records]

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from mme.train.schedule import CosineSchedule, apply_schedules
+from mme.train.trainer import CosineSchedule, apply_schedules
 
 
 def test_warmup_is_linear_then_cosine_reaches_final():

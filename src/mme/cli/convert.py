@@ -96,6 +96,11 @@ def run(args: argparse.Namespace) -> int:
     if args.pretrain and args.num_classes is not None:
         raise ConfigError("--num-classes applies to classifiers; drop it or drop --pretrain")
     overrides = parse_settings(args.set)
+    heads = overrides.get("heads")
+    if isinstance(heads, list):  # a head named alone: its width and activation are the target registry's
+        from mme.objectives import head_specs
+
+        overrides["heads"] = [head_specs([h])[0] if isinstance(h, str) else h for h in heads]
     src, dst = Path(args.src), Path(args.dst)
     if dst.exists() and not args.force:
         raise CheckpointError(f"{dst} already exists; refusing to overwrite it (use --force)")

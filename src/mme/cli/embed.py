@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mme.train.embed import embed
+    from mme.eval.embed import embed
 
     summary = embed(
         args.checkpoint,

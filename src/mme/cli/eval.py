@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mme.train.config import EvalConfig, load_run_config
-    from mme.train.evaluate import run_eval
+    from mme.eval.evaluate import run_eval
+    from mme.train.run_config import EvalConfig, load_run_config
 
     run_eval(load_run_config(EvalConfig, args.config, args.set))
     return 0

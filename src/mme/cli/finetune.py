@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mme.train.config import FinetuneConfig, load_run_config
-    from mme.train.finetune import run_finetune
+    from mme.tasks.classify import run_finetune
+    from mme.train.run_config import FinetuneConfig, load_run_config
 
     run_finetune(load_run_config(FinetuneConfig, args.config, args.set, resume=args.resume))
     return 0

@@ -20,7 +20,7 @@ HELP = "top-k classes of videos with a trained classifier (table, JSON lines or 
 
 
 def add_view_arguments(parser: argparse.ArgumentParser, clips: int | None, crops: int | None) -> None:
-    """The view and device options ``mme predict`` and ``mme embed`` share (mme.train.infer.ViewSettings)."""
+    """The view and device options ``mme predict`` and ``mme embed`` share (mme.eval.infer.ViewSettings)."""
     default = "mme eval's data.test_clips x data.test_crops, 5 x 3" if clips is None else f"{clips} x {crops}"
     parser.add_argument(
         "--clips",
@@ -118,7 +118,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from mme.train.predict import predict, records_table
+    from mme.eval.predict import predict, records_table
 
     records = predict(
         args.checkpoint,

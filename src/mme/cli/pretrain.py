@@ -22,8 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mme.train.config import PretrainConfig, load_run_config
-    from mme.train.pretrain import run_pretrain
+    from mme.tasks.pretrain import run_pretrain
+    from mme.train.run_config import PretrainConfig, load_run_config
 
     run_pretrain(load_run_config(PretrainConfig, args.config, args.set, resume=args.resume))
     return 0

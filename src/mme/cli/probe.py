@@ -23,8 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mme.train.config import ProbeConfig, load_run_config
-    from mme.train.probe import run_probe
+    from mme.eval.probe import run_probe
+    from mme.train.run_config import ProbeConfig, load_run_config
 
     run_probe(load_run_config(ProbeConfig, args.config, args.set))
     return 0

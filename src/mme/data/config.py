@@ -1,7 +1,7 @@
 """Settings of the data pipeline: what to read, how to sample, augment and mask.
 
 Only plain fields (str, int, float, bool, lists of those, None) so omegaconf can build them from
-YAML and ``--set data.mask_ratio=0.9`` overrides them; :mod:`mme.train.config` composes them into
+YAML and ``--set data.mask_ratio=0.9`` overrides them; :mod:`mme.train.run_config` composes them into
 the run configs. Defaults follow the released ViT-B recipes (docs/method.md §6). The trajectory settings
 themselves are :class:`mme.motion.TrajectoryConfig` (the run config's ``traj`` section).
 """

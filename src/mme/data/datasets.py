@@ -21,7 +21,7 @@ they are replaced by another video chosen deterministically from the index and r
 :class:`~mme.data.bad_videos.BadVideoLog`; past ``data.max_bad_fraction`` the run stops. In
 evaluation ("val" / "test" classification items) they are never replaced, since the stand-in
 would be scored under the bad video's path and label: the item comes back with ``ok=False``, the
-``reason`` and a blank clip, so the evaluation (:mod:`mme.train.evaluate`) can exclude the video
+``reason`` and a blank clip, so the evaluation (:mod:`mme.eval.evaluate`) can exclude the video
 whichever worker or rank decoded it.
 """
 

@@ -132,16 +132,25 @@ def accuracy_figure(
     out: Path,
     chance: float,
     caption: str,
+    intervals: Sequence[Sequence[tuple[float, float]]] | None = None,
 ) -> Path:
-    """Grouped bars: fine-tuned and linear-probe test top-1 of each method."""
+    """Grouped bars: fine-tuned and linear-probe test top-1 of each method; ``intervals``
+    (fine-tune's, then the probe's (low, high) per method) are drawn as error bars."""
     figure = new_figure(7.5, 4.2)
     ax = figure.subplots()
     width = 0.38
     positions = list(range(len(methods)))
-    for offset, values, name, hatch in (
-        (-width / 2, finetune, "fine-tuned", None),
-        (width / 2, probe, "linear probe (frozen)", "//"),
+    bounds = intervals or (None, None)
+    for offset, values, name, hatch, interval in (
+        (-width / 2, finetune, "fine-tuned", None, bounds[0]),
+        (width / 2, probe, "linear probe (frozen)", "//", bounds[1]),
     ):
+        errors = None
+        if interval is not None:
+            errors = [
+                [v - low for v, (low, _) in zip(values, interval, strict=True)],
+                [high - v for v, (_, high) in zip(values, interval, strict=True)],
+            ]
         bars = ax.bar(
             [p + offset for p in positions],
             values,
@@ -151,8 +160,10 @@ def accuracy_figure(
             hatch=hatch,
             edgecolor="black",
             label=name,
+            yerr=errors,
+            capsize=3,
         )
-        ax.bar_label(bars, labels=[f"{v:.1f}" for v in values], fontsize=8, padding=2)
+        ax.bar_label(bars, labels=[f"{v:.1f}" for v in values], fontsize=8, padding=2, label_type="center")
     ax.axhline(chance, color="black", ls=":", lw=1, label=f"chance ({chance:.1f}%)")
     ax.set_xticks(positions, [label for _, label in methods])
     ax.set_ylabel("test top-1 (%)")

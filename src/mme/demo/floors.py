@@ -52,7 +52,7 @@ def within_patch_motion(disp: torch.Tensor, per_side: int) -> tuple[np.ndarray, 
 
 def measure_floors(config: Any, samples: int = 160, batch: int = 16) -> dict[str, Any]:
     """Floors and motion statistics over the first ``samples`` training samples of ``config``
-    (a :class:`mme.train.config.PretrainConfig` with ``data.trajectories`` online or offline)."""
+    (a :class:`mme.train.run_config.PretrainConfig` with ``data.trajectories`` online or offline)."""
     if config.data.trajectories == "none":
         raise ConfigError("measuring the trajectory target needs data.trajectories=online or offline")
     # Samples draw their crops and masks from the global RNGs: seed them for repeatable floors,
@@ -71,7 +71,7 @@ def _measure(config: Any, samples: int, batch: int) -> dict[str, Any]:
     dataset = PretrainDataset(config.data, config.traj)
     subset = torch.utils.data.Subset(dataset, range(min(samples, len(dataset))))
     loader = torch.utils.data.DataLoader(subset, batch_size=batch, num_workers=0)
-    targets = config.targets
+    targets = config.target_config()
     per_side = targets.patch_size // targets.traj_stride
     masked: dict[str, list[torch.Tensor]] = {name: [] for name in TARGETS}
     traj_weights: list[torch.Tensor] = []

@@ -47,11 +47,11 @@ from mme.demo.settings import (
     traj_dir,
 )
 from mme.errors import ConfigError, DataError
-from mme.train.config import EvalConfig, FinetuneConfig, PretrainConfig, ProbeConfig, load_run_config
-from mme.train.evaluate import run_eval
-from mme.train.finetune import run_finetune
-from mme.train.pretrain import run_pretrain
-from mme.train.probe import run_probe
+from mme.eval.evaluate import run_eval
+from mme.eval.probe import run_probe
+from mme.tasks.classify import run_finetune
+from mme.tasks.pretrain import run_pretrain
+from mme.train.run_config import EvalConfig, FinetuneConfig, PretrainConfig, ProbeConfig, load_run_config
 from mme.utils.atomic import atomic_write_json
 from mme.utils.logging import RunLog, format_duration
 
@@ -124,14 +124,14 @@ def build_stages(settings: DemoSettings, layout: DemoLayout) -> list[Stage]:
 
     def save_random_init() -> None:
         from mme.models import save_model
-        from mme.train.pretrain import build_model
+        from mme.tasks.pretrain import pretrain_model
         from mme.train.run import seed_everything
 
         overrides = init_overrides(settings, data, layout.pretrain(none).resolve())
         config = load_run_config(PretrainConfig, None, overrides)
         # What run_pretrain does before it builds its model: the same seed, the same constructor.
         seed_everything(config.runtime.seed)
-        model = build_model(config)
+        model = pretrain_model(config)
         model.model_name = config.model.name
         save_model(model, layout.encoder(none), overwrite=True)
 

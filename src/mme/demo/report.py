@@ -138,7 +138,7 @@ def target_floors(settings: DemoSettings, layout: DemoLayout, log: RunLog) -> di
     """The context-free floor of every target (mme.demo.floors), on the data and config of the
     MME pre-training run, with each run's final loss beside it in the log."""
     from mme.demo.floors import measure_floors
-    from mme.train.config import PretrainConfig, load_run_config
+    from mme.train.run_config import PretrainConfig, load_run_config
 
     run = layout.pretrain(next(m for m in METHODS if m.needs_trajectories))
     config = load_run_config(PretrainConfig, run / "config.yaml")
@@ -234,7 +234,12 @@ def write_report(
         figures / "accuracy.png",
         chance,
         f"{description.get('splits', {}).get('test', '?')} test videos x {views} views "
-        f"(scores averaged per video); read from the eval.json files listed in results.json.",
+        f"(scores averaged per video), 95% Wilson intervals; read from the eval.json files listed "
+        "in results.json.",
+        [
+            [tuple(methods[m.key][kind]["top1_interval95"]) for m in METHODS]
+            for kind in ("finetune", "linear_probe")
+        ],
     )
     mme_method = next(m for m in METHODS if m.needs_trajectories)
     video = _figure_video(layout)

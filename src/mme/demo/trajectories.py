@@ -117,8 +117,8 @@ def settings_from_run(checkpoint: str | os.PathLike[str]) -> PictureSettings | N
     (``<run>/model``) sits next to the run's ``config.yaml``. Anything else: None (defaults).
     """
     from mme.train.checkpoint import load_checkpoint
-    from mme.train.config import PretrainConfig
     from mme.train.config_loader import from_dict, load_config
+    from mme.train.run_config import PretrainConfig
 
     path = Path(checkpoint)
     config = None
@@ -140,7 +140,7 @@ def settings_from_run(checkpoint: str | os.PathLike[str]) -> PictureSettings | N
         mask_ratio=config.data.mask_ratio,
         mask_type=config.data.mask_type,
         traj=config.traj,
-        targets=config.targets,
+        targets=config.target_config(),
     )
 
 

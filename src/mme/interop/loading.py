@@ -173,9 +173,10 @@ def load_pretrain_model_with_report(
     """Load a pre-training model: ours, original MME (``decoder.0.head.i``), VideoMAE (one pixel
     head), HF ``VideoMAEForPreTraining``, or any classifier checkpoint (encoder only; decoder new).
 
-    ``overrides`` are :class:`MMEPretrainConfig` fields or encoder fields (``heads=["hog", "traj"]``,
-    ``decoder_num_heads=6``, ``num_frames=8``, ...). Checkpoint heads load by target name;
-    heads of other targets are reported as not used, requested heads the checkpoint lacks as new.
+    ``overrides`` are :class:`MMEPretrainConfig` fields or encoder fields (``heads=[{name, dim,
+    activation}, ...]``, ``decoder_num_heads=6``, ``num_frames=8``, ...). Checkpoint heads load by
+    target name; heads of other targets are reported as not used, requested heads the checkpoint
+    lacks as new.
     """
     raw = read_checkpoint(path, trust_pickle=trust_pickle)
     source = str(raw.source)

@@ -16,7 +16,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from mme.models.config import (
-    KNOWN_HEADS,
     ClassifierConfig,
     HeadConfig,
     MMEPretrainConfig,
@@ -57,7 +56,6 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "KNOWN_HEADS",
     "SUPPORTED_LAYOUTS",
     "ClassifierConfig",
     "HeadConfig",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,30 +134,22 @@ def check_class_names(names: Sequence[str] | None, num_classes: int) -> list[str
 class HeadConfig:
     """One prediction head of the pre-training model: a target name, its width and output activation.
 
-    For the targets in :data:`KNOWN_HEADS` the width and activation may be left out (0 and ""),
-    e.g. ``{name: pixel}`` in YAML; they are filled in from the table.
+    The width is the target's per-token size, which the target registry knows
+    (``mme.objectives.head_specs`` gives the heads of named targets); models take it as given.
     """
 
     name: str
     dim: int = 0
-    activation: str = ""
-
-    def __post_init__(self) -> None:
-        known = _KNOWN_HEAD_SPECS.get(self.name)
-        if known is not None:
-            if self.dim == 0:
-                self.dim = known[0]
-            if self.activation == "":
-                self.activation = known[1]
+    activation: str = "identity"
 
     def validate(self) -> None:
         _check_types(self)
         if not self.name.isidentifier():
             raise ConfigError(f"head name {self.name!r} must be a Python identifier (letters, digits, _)")
-        if self.dim <= 0 or not self.activation:
+        if self.dim <= 0:
             raise ConfigError(
-                f"head {self.name!r} is not a known target ({', '.join(_KNOWN_HEAD_SPECS)}): "
-                "give its dim and activation"
+                f"head {self.name!r} has no width: give its dim and activation "
+                "(mme.objectives.head_specs gives those of a known target)"
             )
         if self.activation not in HEAD_ACTIVATIONS:
             raise ConfigError(
@@ -166,19 +158,9 @@ class HeadConfig:
             )
 
 
-# The prediction targets the models know by name (the objectives registry owns how they are built):
-# hog: 2x2 cells x 3 channels x 9 bins; traj: 2 coordinates x L=4 steps x 4 points per token;
-# pixel: 2x16x16x3 normalised pixels (VideoMAE's target).
-_KNOWN_HEAD_SPECS: dict[str, tuple[int, str]] = {
-    "hog": (108, "identity"),  # the released code: sigmoid; its targets exceed 1 (docs/models.md)
-    "traj": (32, "identity"),  # the released code: tanh; standardised targets exceed 1
-    "pixel": (1536, "identity"),
-}
-KNOWN_HEADS: dict[str, HeadConfig] = {name: HeadConfig(name) for name in _KNOWN_HEAD_SPECS}
-
-
 def default_heads() -> list[HeadConfig]:
-    return [dataclasses.replace(KNOWN_HEADS["hog"]), dataclasses.replace(KNOWN_HEADS["traj"])]
+    """The released recipe's heads at its default target settings: HOG (108) and trajectories (32)."""
+    return [HeadConfig("hog", 108), HeadConfig("traj", 32)]
 
 
 @dataclass
@@ -220,24 +202,20 @@ class MMEPretrainConfig:
 
 
 def parse_heads(value: Any) -> list[HeadConfig]:
-    """Heads from a list of names (``["hog", "traj"]``), dicts or HeadConfig objects."""
-    if isinstance(value, (str, HeadConfig, dict)):
+    """Heads from a list of ``{name, dim, activation}`` dicts or HeadConfig objects."""
+    if isinstance(value, (HeadConfig, dict)):
         value = [value]
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise ConfigError(
-            f"heads must be a list of head names or {{name, dim, activation}} items, got {value!r}"
-        )
+        raise ConfigError(f"heads must be a list of {{name, dim, activation}} items, got {value!r}")
     heads = []
     for item in value:
         if isinstance(item, HeadConfig):
             heads.append(dataclasses.replace(item))
         elif isinstance(item, str):
-            if item not in KNOWN_HEADS:
-                raise ConfigError(
-                    f"unknown head {item!r}; known heads: {', '.join(KNOWN_HEADS)} "
-                    "(or give {name, dim, activation})"
-                )
-            heads.append(HeadConfig(item))
+            raise ConfigError(
+                f"head {item!r} has no width: give {{name, dim, activation}} "
+                f"(mme.objectives.head_specs([{item!r}]) gives a known target's)"
+            )
         elif isinstance(item, dict) or hasattr(item, "keys"):
             spec = dict(item)
             unknown = set(spec) - {"name", "dim", "activation"}
@@ -252,42 +230,34 @@ def parse_heads(value: Any) -> list[HeadConfig]:
 ModelConfig = ClassifierConfig | MMEPretrainConfig
 
 
-def apply_overrides(config: ModelConfig, overrides: dict[str, Any]) -> ModelConfig:
-    """A copy of ``config`` with ``overrides`` applied; unknown keys raise ConfigError naming the known ones.
+def apply_overrides(config: ModelConfig, overrides: Mapping[str, Any]) -> ModelConfig:
+    """A validated copy of ``config`` with ``overrides``; an unknown key is a ConfigError naming the others.
 
     For the pre-training model, encoder fields may be given flat (``depth=4``) or as
-    ``encoder={...}``; ``heads`` takes names or dicts (see :func:`parse_heads`).
+    ``encoder={...}``; ``heads`` takes dicts or HeadConfig objects (see :func:`parse_heads`).
     """
-    config = config_from_dict(type(config), config_to_dict(config))
-    for key, value in overrides.items():
-        if isinstance(config, MMEPretrainConfig):
-            if key == "heads":
-                config.heads = parse_heads(value)
-            elif key == "encoder":
-                items = dataclasses.asdict(value) if isinstance(value, ViTConfig) else dict(value)
-                config.encoder = apply_overrides_to(config.encoder, items)
-            elif key in _field_names(MMEPretrainConfig):
-                setattr(config, key, value)
-            elif key in _field_names(ViTConfig):
-                setattr(config.encoder, key, value)
-            else:
-                known = sorted((_field_names(MMEPretrainConfig) | _field_names(ViTConfig)) - {"encoder"})
-                raise ConfigError(f"unknown model setting {key!r}; known settings: {', '.join(known)}")
-        elif key in _field_names(type(config)):
-            setattr(config, key, value)
-        else:
-            known = sorted(_field_names(type(config)))
-            raise ConfigError(f"unknown model setting {key!r}; known settings: {', '.join(known)}")
+    values = dict(overrides)
+    if isinstance(config, MMEPretrainConfig):
+        nested = values.pop("encoder", {})
+        encoder = dataclasses.asdict(nested) if isinstance(nested, ViTConfig) else dict(nested)
+        flat = _field_names(ViTConfig) - _field_names(MMEPretrainConfig)
+        encoder.update({key: values.pop(key) for key in list(values) if key in flat})
+        values["encoder"] = _replace(config.encoder, encoder, "encoder setting", _field_names(ViTConfig))
+        if "heads" in values:
+            values["heads"] = parse_heads(values["heads"])
+        known = (_field_names(MMEPretrainConfig) | _field_names(ViTConfig)) - {"encoder"}
+    else:
+        known = _field_names(type(config))
+    config = _replace(config_from_dict(type(config), config_to_dict(config)), values, "model setting", known)
     config.validate()
     return config
 
 
-def apply_overrides_to(config: ViTConfig, overrides: dict[str, Any]) -> ViTConfig:
-    unknown = set(overrides) - _field_names(type(config))
+def _replace(config: Any, values: dict[str, Any], kind: str, known: set[str]) -> Any:
+    unknown = [key for key in values if key not in _field_names(type(config))]
     if unknown:
-        known = ", ".join(sorted(_field_names(type(config))))
-        raise ConfigError(f"unknown encoder setting(s) {sorted(unknown)}; known settings: {known}")
-    return dataclasses.replace(config, **overrides)
+        raise ConfigError(f"unknown {kind} {unknown[0]!r}; known settings: {', '.join(sorted(known))}")
+    return dataclasses.replace(config, **values)
 
 
 def config_to_dict(config: ModelConfig | ViTConfig) -> dict[str, Any]:

@@ -4,17 +4,27 @@ Pure tensor functions on the training device; see :mod:`mme.objectives.targets` 
 per-token layouts.
 """
 
-from mme.objectives.config import TargetConfig
+from mme.objectives.config import TargetConfig, TargetSettings
 from mme.objectives.loss import masked_loss
-from mme.objectives.targets import TARGETS, TargetSpec, build_targets, get_target, grid_to_tokens, target_dim
+from mme.objectives.targets import (
+    TARGETS,
+    TargetSpec,
+    build_targets,
+    get_target,
+    grid_to_tokens,
+    head_specs,
+    target_dim,
+)
 
 __all__ = [
     "TARGETS",
     "TargetConfig",
+    "TargetSettings",
     "TargetSpec",
     "build_targets",
     "get_target",
     "grid_to_tokens",
+    "head_specs",
     "masked_loss",
     "target_dim",
 ]

@@ -1,7 +1,7 @@
-"""Settings of the target builders (geometry of tokens, trajectory normalisation).
+"""Settings of the target builders: the run config's ``targets`` section and the geometry it applies to.
 
-Plain fields only (omegaconf-compatible); the training config embeds it. Which targets are
-trained is the model's list of heads; these settings say how each target is computed.
+Plain fields only (omegaconf-compatible). Which targets are trained is the model's list of heads;
+these settings say how each target is computed.
 """
 
 from __future__ import annotations
@@ -14,29 +14,20 @@ TRAJ_NORMS = ("patch_std", "patch_std_int", "none")
 
 
 @dataclass
-class TargetConfig:
-    """How targets are built from a batch (docs/method.md §4).
+class TargetSettings:
+    """How targets are computed (docs/method.md §4); a run config's ``targets`` section.
 
-    - ``patch_size`` / ``tubelet_size``: the token geometry of the model (16, 2).
-    - ``traj_steps``: L, steps per trajectory (must match the data's ``TrajectoryConfig.steps``).
-    - ``traj_stride``: spacing of trajectory seeds (8: 2x2 points per 16x16 patch).
     - ``traj_norm``: ``patch_std`` (standardise over a token's points, std floored at
       ``traj_std_floor``), ``patch_std_int`` (the released code: whole-pixel steps, ``std + eps``)
-      or ``none`` (divide by ``max_displacement``).
+      or ``none`` (divide by the maximum displacement).
     - ``traj_std_floor``: smallest std ``patch_std`` divides by, in network-input pixels per step
       (measured choice: docs/motion.md, "trajectory target").
-    - ``max_displacement``: displacements are clamped to +- this, in network-input pixels.
     - ``hog_cell`` / ``hog_bins``: HOG cell size (8: 2x2 cells per patch) and orientation bins (9).
     - ``eps``: added to the standard deviations of ``patch_std`` and of the pixel target.
     """
 
-    patch_size: int = 16
-    tubelet_size: int = 2
-    traj_steps: int = 4
-    traj_stride: int = 8
     traj_norm: str = "patch_std"
     traj_std_floor: float = 0.15
-    max_displacement: float = 20.0
     hog_cell: int = 8
     hog_bins: int = 9
     eps: float = 1e-6
@@ -48,26 +39,43 @@ class TargetConfig:
         """Raise ConfigError naming the first bad field."""
         if self.traj_norm not in TRAJ_NORMS:
             raise ConfigError(f"targets.traj_norm must be one of {TRAJ_NORMS}, got {self.traj_norm!r}")
-        for name in ("patch_size", "tubelet_size", "traj_steps", "traj_stride", "hog_cell", "hog_bins"):
-            value = getattr(self, name)
-            if int(value) != value or value < 1:
-                raise ConfigError(f"targets.{name} must be an integer >= 1, got {value!r}")
-        if self.tubelet_size < 2:
-            raise ConfigError(
-                "targets.tubelet_size must be >= 2 (HOG is taken at each tubelet's second frame), "
-                f"got {self.tubelet_size}"
-            )
-        for name, divisor in (("traj_stride", self.traj_stride), ("hog_cell", self.hog_cell)):
-            if self.patch_size % divisor:
-                raise ConfigError(
-                    f"targets.{name}={divisor} must divide targets.patch_size={self.patch_size}"
-                )
-        if not self.max_displacement > 0:
-            raise ConfigError(f"targets.max_displacement must be > 0, got {self.max_displacement!r}")
+        _check_integers(self, ("hog_cell", "hog_bins"), "targets.")
         if not self.traj_std_floor >= 0:
             raise ConfigError(f"targets.traj_std_floor must be >= 0, got {self.traj_std_floor!r}")
         if not self.eps >= 0:
             raise ConfigError(f"targets.eps must be >= 0, got {self.eps!r}")
+
+
+@dataclass
+class TargetConfig(TargetSettings):
+    """What the builders read: the settings plus the geometry of the tokens and trajectories.
+
+    A run does not store the geometry twice: ``PretrainConfig.target_config()`` takes it from the
+    data section (``patch_size``, ``tubelet_size``: the model's tokens, 16 and 2) and the ``traj``
+    section (``traj_steps`` = L, ``traj_stride`` = seed spacing, 8: 2x2 points per 16x16 patch;
+    ``max_displacement``: displacements are clamped to +- this, in network-input pixels).
+    """
+
+    patch_size: int = 16
+    tubelet_size: int = 2
+    traj_steps: int = 4
+    traj_stride: int = 8
+    max_displacement: float = 20.0
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad field."""
+        super().validate()
+        _check_integers(self, ("patch_size", "tubelet_size", "traj_steps", "traj_stride"), "")
+        if self.tubelet_size < 2:
+            raise ConfigError(
+                "tubelet_size must be >= 2 (HOG is taken at each tubelet's second frame), "
+                f"got {self.tubelet_size}"
+            )
+        for name, divisor in (("traj_stride", self.traj_stride), ("hog_cell", self.hog_cell)):
+            if self.patch_size % divisor:
+                raise ConfigError(f"{name}={divisor} must divide patch_size={self.patch_size}")
+        if not self.max_displacement > 0:
+            raise ConfigError(f"max_displacement must be > 0, got {self.max_displacement!r}")
 
     @property
     def traj_points(self) -> int:
@@ -78,3 +86,10 @@ class TargetConfig:
     def hog_cells_per_token(self) -> int:
         """HOG cells per token (4 = 2x2)."""
         return (self.patch_size // self.hog_cell) ** 2
+
+
+def _check_integers(config: object, names: tuple[str, ...], prefix: str) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if int(value) != value or value < 1:
+            raise ConfigError(f"{prefix}{name} must be an integer >= 1, got {value!r}")

@@ -29,8 +29,9 @@ Per-token layouts (q x q = 2 x 2 cells/points per 16 x 16 patch, ``p = row * q +
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -262,6 +263,26 @@ def get_target(name: str) -> TargetSpec:
 def target_dim(name: str, config: TargetConfig | None = None) -> int:
     """Per-token size of target ``name`` (the head's output width)."""
     return get_target(name).dim(config or TargetConfig())
+
+
+def head_specs(
+    names: Sequence[str], config: TargetConfig | None = None, activations: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """One ``{name, dim, activation}`` prediction head per target (``mme.models.HeadConfig`` fields).
+
+    Widths come from this registry at ``config``'s settings; ``activations`` replaces a target's
+    own activation (e.g. the released ``{hog: sigmoid, traj: tanh}``).
+    """
+    config = config or TargetConfig()
+    activations = activations or {}
+    return [
+        {
+            "name": name,
+            "dim": target_dim(name, config),
+            "activation": activations.get(name, get_target(name).activation),
+        }
+        for name in names
+    ]
 
 
 def build_targets(

@@ -1,6 +1,6 @@
-"""Training and evaluation: run configs, optimiser groups, schedules, loops, checkpoints, DDP.
+"""Training machinery: run configs, the one Trainer, optimiser groups, checkpoints, process groups.
 
-The jobs behind ``mme pretrain | finetune | eval | probe`` live in :mod:`mme.train.pretrain`,
-:mod:`mme.train.finetune`, :mod:`mme.train.evaluate` and :mod:`mme.train.probe`; see
+The jobs are tasks (:mod:`mme.tasks.pretrain`, :mod:`mme.tasks.classify`) that
+:class:`mme.train.trainer.Trainer` runs; evaluation lives in :mod:`mme.eval`; see
 docs/training.md. This file stays empty of imports so that ``mme --help`` stays instant.
 """

@@ -2,7 +2,9 @@
 
 The dataclasses are the single source of defaults and of the schema: omegaconf's structured
 configs reject unknown keys and values of the wrong type, and we turn its errors into a
-:class:`~mme.errors.ConfigError` naming the key and the file (or the ``--set`` item) at fault.
+:class:`~mme.errors.ConfigError` naming the key and the file (or the ``--set`` item) at fault, and
+the known keys there. A schema's ``MOVED_KEYS`` maps keys that no longer exist to the key that now
+holds their value, so an old recipe is told where it moved.
 
 A YAML file may start from other files: ``_base_: ../base.yaml`` (or ``defaults: [a.yaml, b.yaml]``)
 names files, relative to the including one, merged first in the order given.
@@ -40,11 +42,12 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequ
     raise becomes a ConfigError.
     """
     merged = OmegaConf.structured(schema)
+    moved = getattr(schema, "MOVED_KEYS", {})
     if path is not None:
         for source, data in _yaml_chain(recipe_path(path), ()):
-            merged = _merge(merged, data, source)
+            merged = _merge(merged, data, source, moved)
     for item in overrides:
-        merged = _merge(merged, _parse_override(item), f"--set {item}")
+        merged = _merge(merged, _parse_override(item), f"--set {item}", moved)
     try:
         return OmegaConf.to_object(merged)  # type: ignore[return-value]
     except MissingMandatoryValue as error:
@@ -84,7 +87,7 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 def from_dict(schema: type[T], data: dict[str, Any], source: str) -> T:
     """Rebuild a config from :func:`to_dict` output (e.g. the config stored in a checkpoint)."""
-    merged = _merge(OmegaConf.structured(schema), data, source)
+    merged = _merge(OmegaConf.structured(schema), data, source, getattr(schema, "MOVED_KEYS", {}))
     return OmegaConf.to_object(merged)  # type: ignore[return-value]
 
 
@@ -136,16 +139,28 @@ def _parse_override(item: str) -> DictConfig:
         raise ConfigError(f"--set {item}: {_first_line(error)}") from None
 
 
-def _merge(base: DictConfig, data: Any, source: str) -> DictConfig:
+def _merge(base: DictConfig, data: Any, source: str, moved: dict[str, str] | None = None) -> DictConfig:
     try:
         return OmegaConf.merge(base, data)  # type: ignore[return-value]
     except OmegaConfBaseException as error:
         key = getattr(error, "full_key", None)
         message = _first_line(error)
         if isinstance(error, KeyError):
-            raise ConfigError(f"{source}: unknown config key '{key or message}'") from None
+            if key in (moved or {}):
+                raise ConfigError(
+                    f"{source}: '{key}' is no longer a setting; the value lives in {moved[key]}"  # type: ignore[index]
+                ) from None
+            raise ConfigError(f"{source}: unknown config key '{key or message}'{_known(error)}") from None
         where = f" for key '{key}'" if key else ""
         raise ConfigError(f"{source}: invalid value{where}: {message}") from None
+
+
+def _known(error: OmegaConfBaseException) -> str:
+    """``; known keys there: ...`` for an unknown key of a dataclass section, else ''."""
+    section = getattr(error, "object_type", None)
+    if section is None or not dataclasses.is_dataclass(section):
+        return ""
+    return f"; known keys there: {', '.join(sorted(f.name for f in dataclasses.fields(section)))}"
 
 
 def _first_line(error: BaseException) -> str:

@@ -1,30 +1,23 @@
-"""Process-group setup, device selection and the samplers of distributed training.
+"""Process-group setup, device selection and the collectives the jobs use.
 
 Launch with ``torchrun`` (one process per GPU; multi-node through its rendezvous arguments, see
 docs/training.md). Without the torchrun environment a run is a single process. NCCL is used on
 GPUs, gloo on CPU. Rank 0 alone writes logs, TensorBoard and checkpoints.
 
-The samplers are written here rather than taken from ``torch.utils.data`` because training
-needs repeated augmentation and an exact mid-epoch resume, and evaluation needs shards without
-padding duplicates (so N ranks reproduce the single-process metrics exactly).
+The samplers that shard the data over ranks live in :mod:`mme.data.loader`.
 """
 
 from __future__ import annotations
 
 import datetime
-import math
 import os
-import random
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
-from mme.errors import ConfigError, MMEError
-from mme.train.worker_errors import capture
+from mme.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -141,162 +134,3 @@ def broadcast_from_main(obj: Any) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
-
-
-def sample_seed(seed: int, epoch: int, position: int) -> int:
-    """A 63-bit seed for the sample at ``position`` of ``epoch``'s global order.
-
-    Augmentation randomness keyed on the position (not on a worker's RNG stream) makes a run
-    independent of the number of loader workers and of where it was resumed.
-    """
-    generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 1_000_003 + position)
-    return int(torch.randint(0, 2**63 - 1, (1,), generator=generator).item())
-
-
-class TrainSampler(torch.utils.data.Sampler):
-    """Shuffled, rank-sharded training order with repeated augmentation and mid-epoch resume.
-
-    Each epoch draws one permutation of the dataset from ``(seed, epoch)``, repeats every index
-    ``num_repeats`` times consecutively, pads (by wrapping) to a multiple of
-    ``world_size x batch_size`` when ``drop_last`` is false (or truncates to it when true), and
-    deals the stream round-robin: rank ``r`` takes positions ``r, r + W, ...``, so the repeats of
-    one video land on different ranks, each with its own augmentation (RASampler of DeiT).
-    The sampler yields ``(index, sample_seed)`` pairs; wrap the dataset in :class:`SeededDataset`.
-
-    ``start(epoch, skip)`` positions it after the first ``skip`` samples of this rank in
-    ``epoch`` (what a checkpoint recorded as consumed), which is how a resumed run continues
-    with exactly the samples an uninterrupted run would have seen.
-    """
-
-    def __init__(
-        self,
-        dataset_size: int,
-        batch_size: int,
-        world_size: int = 1,
-        rank: int = 0,
-        num_repeats: int = 1,
-        shuffle: bool = True,
-        drop_last: bool = True,
-        seed: int = 0,
-    ) -> None:
-        if dataset_size < 1:
-            raise ValueError("cannot sample from an empty dataset")
-        if num_repeats < 1:
-            raise ValueError(f"num_repeats must be >= 1, got {num_repeats}")
-        self.dataset_size = dataset_size
-        self.batch_size = batch_size
-        self.world_size = world_size
-        self.rank = rank
-        self.num_repeats = num_repeats
-        self.shuffle = shuffle
-        self.drop_last = drop_last
-        self.seed = seed
-        self.epoch = 0
-        self.skip = 0
-        chunk = world_size * batch_size
-        stream = dataset_size * num_repeats
-        self.total = (stream // chunk) * chunk if drop_last else math.ceil(stream / chunk) * chunk
-        if self.total == 0:
-            raise ConfigError(
-                f"{dataset_size} samples x {num_repeats} repeats cannot fill one global batch of "
-                f"{chunk} ({world_size} ranks x {batch_size}); lower the batch size"
-            )
-        self.per_rank = self.total // world_size
-
-    @property
-    def batches_per_epoch(self) -> int:
-        return self.per_rank // self.batch_size
-
-    def start(self, epoch: int, skip: int = 0) -> None:
-        if not 0 <= skip <= self.per_rank:
-            raise ValueError(f"cannot skip {skip} of {self.per_rank} samples")
-        self.epoch, self.skip = epoch, skip
-
-    def global_order(self, epoch: int) -> list[int]:
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            order = torch.randperm(self.dataset_size, generator=generator)
-        else:
-            order = torch.arange(self.dataset_size)
-        stream = order.repeat_interleave(self.num_repeats).tolist()
-        while len(stream) < self.total:
-            stream += stream[: self.total - len(stream)]
-        return stream[: self.total]
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        stream = self.global_order(self.epoch)
-        for local in range(self.skip, self.per_rank):
-            position = local * self.world_size + self.rank
-            yield stream[position], sample_seed(self.seed, self.epoch, position)
-
-    def __len__(self) -> int:
-        return self.per_rank - self.skip
-
-
-class ShardSampler(torch.utils.data.Sampler):
-    """Evaluation order: rank ``r`` takes indices ``r, r + W, ...`` in dataset order, no padding.
-
-    Ranks may get one sample less than others; nothing is duplicated, so gathering the shards
-    gives every sample exactly once. Yields ``(index, sample_seed)`` like :class:`TrainSampler`.
-    """
-
-    def __init__(self, dataset_size: int, world_size: int = 1, rank: int = 0, seed: int = 0) -> None:
-        self.indices = range(rank, dataset_size, world_size)
-        self.seed = seed
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        for index in self.indices:
-            yield index, sample_seed(self.seed, 0, index)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-
-class SeededDataset(torch.utils.data.Dataset):
-    """Seeds Python's, NumPy's and torch's global RNGs from the sampler's per-sample seed.
-
-    The datasets draw their augmentation from these global generators; re-seeding them per
-    sample ties every clip's randomness to its place in the epoch (see :func:`sample_seed`).
-    In the main process (``workers=0``) the generators are restored afterwards, so the training
-    step's own randomness (drop-path, mixup) keeps its stream. ``tag_items=True`` adds the item's
-    index as ``"item"`` to each (dict) sample, for evaluation to know which view it scored.
-    In a worker, a user error is returned as a :class:`~mme.train.worker_errors.WorkerError`
-    item, which the loader of :func:`mme.train.data.make_loader` raises in the main process.
-    """
-
-    def __init__(self, dataset: torch.utils.data.Dataset, tag_items: bool = False) -> None:
-        self.dataset = dataset
-        self.tag_items = tag_items
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
-
-    def __getitem__(self, key: tuple[int, int]) -> Any:
-        index, seed = key
-        if torch.utils.data.get_worker_info() is not None:
-            _seed_all(seed)
-            try:
-                return self._get(index)
-            except MMEError as error:
-                # torch would bury the message in its traceback text (see mme.train.worker_errors).
-                return capture(error)
-        saved = (random.getstate(), np.random.get_state(), torch.get_rng_state())
-        try:
-            _seed_all(seed)
-            return self._get(index)
-        finally:
-            random.setstate(saved[0])
-            np.random.set_state(saved[1])
-            torch.set_rng_state(saved[2])
-
-    def _get(self, index: int) -> Any:
-        sample = self.dataset[index]
-        if self.tag_items:
-            sample = {**sample, "item": index}
-        return sample
-
-
-def _seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)

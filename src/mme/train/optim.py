@@ -41,7 +41,7 @@ def param_groups(
 
     Each group holds ``params``, ``param_names``, ``weight_decay`` (its initial value),
     ``wd_scale`` (1 or 0) and ``lr_scale`` (1 without layer decay); the schedules multiply
-    their per-step values by these scales (:func:`mme.train.schedule.apply_schedules`).
+    their per-step values by these scales (:func:`mme.train.trainer.apply_schedules`).
     Frozen parameters (``requires_grad=False``) are left out.
     """
     use_layer_decay = layer_decay != 1.0

@@ -1,31 +1,197 @@
-"""The training state a loop works with, and how it is checkpointed and resumed.
+"""One Trainer runs any task: the optimiser update, schedules, precision, epochs, checkpoints.
 
-:class:`Trainer` owns the model (raw and DDP-wrapped), the AdamW groups, the lr / weight-decay
-schedules, mixed precision and the sampler position. The loops in :mod:`mme.train.pretrain` and
-:mod:`mme.train.finetune` only ask it for batches (:meth:`Trainer.batches`) and report finished
-optimiser steps (:meth:`Trainer.after_step`); everything about checkpoints, logging cadence,
-``stop_after_steps`` and resuming mid-epoch happens here, once, for both.
+:meth:`Trainer.fit` runs the epochs of a task (:mod:`mme.tasks.pretrain`, :mod:`mme.tasks.classify`):
+per micro-batch it moves the batch to the device, asks the task for ``(loss, terms)``
+(:meth:`Task.step`), checks the loss is finite on every rank and accumulates the gradients; after
+``update_freq`` micro-batches :class:`Updater` clips, steps AdamW and sets the lr / weight decay of
+the next step (:class:`CosineSchedule`). Logging cadence (JSON lines, TensorBoard, progress with
+rate and ETA), checkpoints, ``stop_after_steps`` and resuming mid-epoch happen here, once, for
+every task. :class:`Precision` is the autocast context (bf16, fp16 or none) and, for fp16, a
+GradScaler; evaluation uses it too.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import time
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
 
+import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 
-from mme.errors import ConfigError
+from mme.data.loader import TrainSampler, to_device
+from mme.errors import ConfigError, MMEError
 from mme.models import layer_id, model_config_dict
 from mme.train.checkpoint import capture_rng, restore_rng
 from mme.train.config_loader import to_dict
-from mme.train.distributed import TrainSampler, all_reduce_mean, gather_to_main
-from mme.train.engine import Precision, Updater
+from mme.train.distributed import all_reduce_mean, gather_to_main
 from mme.train.optim import build_adamw, fused_adamw_for, param_groups, scaled_lr
 from mme.train.run import Run
-from mme.train.schedule import CosineSchedule
 from mme.utils.logging import Progress
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+class NonFiniteLossError(MMEError):
+    """The loss became NaN/inf: the run stops before anything is written from that state."""
+
+
+def check_finite(
+    total: torch.Tensor, terms: Mapping[str, torch.Tensor], step: int, epoch: int
+) -> tuple[float, dict[str, float]]:
+    """The loss and its terms averaged over ranks, as floats; :class:`NonFiniteLossError` if not finite.
+
+    Averaging first makes every rank see the same value, so all ranks stop together (a NaN on one
+    rank alone would otherwise leave the others waiting in the gradient all-reduce).
+    """
+    packed = torch.stack([total.detach().float(), *(t.detach().float() for t in terms.values())])
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(packed)
+        packed /= dist.get_world_size()
+    values = packed.tolist()
+    value, named = values[0], dict(zip(terms, values[1:], strict=True))
+    if math.isfinite(value):
+        return value, named
+    shown = ", ".join(f"{name}={term:.4g}" for name, term in named.items())
+    raise NonFiniteLossError(
+        f"loss is {value} in step {step + 1} (epoch {epoch}); terms: {shown or 'none'}. "
+        "The run stopped; the last checkpoint written before this step is intact "
+        "(lower the lr, use bf16 instead of fp16, or enable optim.clip_grad)"
+    )
+
+
+class Precision:
+    """``fp32``, ``bf16`` (autocast, no scaler) or ``fp16`` (autocast + GradScaler)."""
+
+    def __init__(self, name: str, device: torch.device) -> None:
+        if name not in PRECISIONS:
+            raise ConfigError(f"runtime.precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
+        self.name = name
+        self.device_type = device.type
+        self.dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+        self.scaler = torch.amp.GradScaler(device.type) if name == "fp16" else None
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device_type, dtype=self.dtype)
+
+
+@dataclass(frozen=True)
+class CosineSchedule:
+    """``warmup_start → base`` linearly over ``warmup_steps``, then cosine ``base → final`` until
+    ``total_steps``; constant ``final`` afterwards (e.g. a run extended past its plan). A pure
+    function of the step: resuming needs only the step counter, nothing stored."""
+
+    base: float
+    final: float
+    total_steps: int
+    warmup_steps: int = 0
+    warmup_start: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.total_steps < 1:
+            raise ValueError(f"total_steps must be >= 1, got {self.total_steps}")
+        if not 0 <= self.warmup_steps <= self.total_steps:
+            raise ValueError(f"warmup_steps must be in [0, {self.total_steps}], got {self.warmup_steps}")
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return self.warmup_start + (self.base - self.warmup_start) * step / self.warmup_steps
+        decay_steps = self.total_steps - self.warmup_steps
+        if decay_steps == 0 or step >= self.total_steps:
+            return self.final
+        progress = (step - self.warmup_steps) / decay_steps
+        return self.final + 0.5 * (self.base - self.final) * (1.0 + math.cos(math.pi * progress))
+
+
+def apply_schedules(
+    optimizer: torch.optim.Optimizer, step: int, lr: CosineSchedule, weight_decay: CosineSchedule
+) -> tuple[float, float]:
+    """Set every group's lr and weight decay for ``step``; returns the (unscaled) values.
+
+    Groups carry ``lr_scale`` (layer-wise decay) and ``wd_scale`` (0 for biases, norms, tokens)
+    set by :func:`mme.train.optim.param_groups`.
+    """
+    lr_value, wd_value = lr(step), weight_decay(step)
+    for group in optimizer.param_groups:
+        group["lr"] = lr_value * group.get("lr_scale", 1.0)
+        group["weight_decay"] = wd_value * group.get("wd_scale", 1.0)
+    return lr_value, wd_value
+
+
+class Updater:
+    """Backward + accumulation + clipping + optimiser step, with the schedules applied per step.
+
+    ``step`` counts optimiser steps (the schedule position); it is what checkpoints store.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        precision: Precision,
+        lr_schedule: CosineSchedule,
+        wd_schedule: CosineSchedule,
+        update_freq: int = 1,
+        clip_grad: float | None = None,
+        step: int = 0,
+    ) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.precision = precision
+        self.lr_schedule = lr_schedule
+        self.wd_schedule = wd_schedule
+        self.update_freq = update_freq
+        self.clip_grad = clip_grad
+        self.step = step
+        self.micro = 0
+        self.lr, self.weight_decay = apply_schedules(optimizer, step, lr_schedule, wd_schedule)
+        self.grad_norm: float | None = None
+
+    def set_step(self, step: int) -> None:
+        """Continue the schedules at ``step`` (resume)."""
+        self.step = step
+        self.lr, self.weight_decay = apply_schedules(self.optimizer, step, self.lr_schedule, self.wd_schedule)
+
+    @contextlib.contextmanager
+    def accumulate(self) -> Iterator[None]:
+        """Wrap forward + backward of one micro-batch; skips DDP's all-reduce until the last one."""
+        last = (self.micro + 1) % self.update_freq == 0
+        no_sync = getattr(self.model, "no_sync", None)
+        with contextlib.nullcontext() if last or no_sync is None else no_sync():
+            yield
+
+    def backward(self, loss: torch.Tensor) -> bool:
+        """Accumulate ``loss``'s gradients; step the optimiser after ``update_freq`` micro-batches.
+
+        Returns True when an optimiser step happened.
+        """
+        loss = loss / self.update_freq
+        scaler = self.precision.scaler
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        self.micro += 1
+        if self.micro % self.update_freq:
+            return False
+        if scaler is not None:
+            scaler.unscale_(self.optimizer)
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        if self.clip_grad is not None:
+            self.grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.clip_grad))
+        if scaler is not None:
+            scaler.step(self.optimizer)
+            scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.set_step(self.step + 1)
+        return True
 
 
 class StopTraining(Exception):
@@ -48,8 +214,43 @@ class MeanMeter:
         return {name: total / max(self.count, 1) for name, total in self.sums.items()}
 
 
+class Task(Protocol):
+    """What :meth:`Trainer.fit` asks of a task (:mod:`mme.tasks.pretrain`, :mod:`mme.tasks.classify`)."""
+
+    def step(
+        self, model: Callable[..., Any], batch: dict[str, Any], rng: np.random.Generator
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss of one micro-batch (on the device) and its named terms (logged as ``loss_<name>``).
+
+        ``model`` runs the training model under the run's autocast; ``rng`` is this micro-batch's
+        generator, drawn from (seed, rank, epoch, position) only, so the same after a resume.
+        """
+        ...
+
+    def logged(self, batch: dict[str, Any]) -> dict[str, float]:
+        """More values to log for one micro-batch as the loader gave it (on the host)."""
+        ...
+
+    def end_epoch(self, trainer: Trainer, epoch: int) -> dict[str, float]:
+        """Work at the end of an epoch (validation, saved models); metrics for the epoch record."""
+        ...
+
+
+@dataclass
+class FitResult:
+    """``means``: the last finished epoch's metrics (averaged over ranks); ``stopped``: why the
+    job stopped early (``runtime.stop_after_steps``), None when every epoch ran."""
+
+    means: dict[str, float]
+    stopped: str | None
+
+
 class Trainer:
-    """Model + optimiser + schedules + precision + sampler position of one training job."""
+    """Model + optimiser + schedules + precision + sampler position of one training job.
+
+    ``metrics`` (e.g. ``best_top1``) travel in the checkpoints; ``precision`` is the run's, for
+    evaluations during training.
+    """
 
     def __init__(
         self,
@@ -221,9 +422,51 @@ class Trainer:
             path = self.run.checkpoints.save(state)
             self.run.log.event("checkpoint", human=f"checkpoint {path}", path=str(path), step=self.step)
 
-    # ------------------------------------------------------------------ the epoch
+    def save_best(self, epoch: int) -> Path | None:
+        """``checkpoints/best.pt`` after ``epoch`` (collective); its path on rank 0, else None."""
+        state = self.state(epoch + 1, 0)
+        return self.run.checkpoints.save_best(state) if self.run.is_main else None
 
-    def batches(self, loader: Iterable[Any], epoch: int) -> Iterator[Any]:
+    # ------------------------------------------------------------------ the epochs
+
+    def fit(self, task: Task, loader: Iterable[Any], dataset: Any) -> FitResult:
+        """Train ``task`` from where :meth:`restore` left off to the last epoch (or to
+        ``runtime.stop_after_steps``); ``dataset`` is the loader's, for its bad-video count."""
+        means: dict[str, float] = {}
+        for epoch in range(self.start_epoch, self.config.schedule.epochs):
+            self.sampler.start(epoch, self.skip if epoch == self.start_epoch else 0)
+            try:
+                epoch_means = self._train_epoch(task, loader, epoch)
+            except StopTraining as stop:
+                return FitResult(means, str(stop))
+            epoch_means.update(task.end_epoch(self, epoch))
+            means = self._end_epoch(epoch, epoch_means)
+            self.run.report_bad_videos(dataset)
+        return FitResult(means, None)
+
+    def _forward(self, *inputs: Any) -> Any:
+        with self.precision.autocast():
+            return self.model(*inputs)
+
+    def _train_epoch(self, task: Task, loader: Iterable[Any], epoch: int) -> dict[str, float]:
+        self.model.train()
+        meter = MeanMeter()
+        seed, rank = self.config.runtime.seed, self.run.env.rank
+        for host_batch in self._batches(loader, epoch):
+            batch = to_device(host_batch, self.device)
+            rng = np.random.default_rng([seed, rank, epoch, self.consumed])
+            with self.updater.accumulate():
+                loss, terms = task.step(self._forward, batch, rng)
+                loss_value, term_values = check_finite(loss, terms, self.step, epoch)
+                stepped = self.updater.backward(loss)
+            values = {"loss": loss_value, **{f"loss_{name}": term for name, term in term_values.items()}}
+            values.update(task.logged(host_batch))
+            meter.update(**values)
+            if stepped:
+                self._after_step(epoch, **values)
+        return meter.means()
+
+    def _batches(self, loader: Iterable[Any], epoch: int) -> Iterator[Any]:
         """This epoch's micro-batches (resuming mid-epoch where a checkpoint stopped), with progress."""
         skip = self.skip if epoch == self.start_epoch else 0
         self.epoch = epoch
@@ -249,8 +492,8 @@ class Trainer:
                 yield batch
                 bar.update()
 
-    def after_step(self, epoch: int, **values: float) -> None:
-        """Called after each optimiser step: log, checkpoint, and stop when asked to."""
+    def _after_step(self, epoch: int, **values: float) -> None:
+        """After each optimiser step: log, checkpoint, and stop when asked to."""
         runtime = self.config.runtime
         self._window.update(**values)
         if self._bar is not None and "loss" in values:
@@ -276,7 +519,7 @@ class Trainer:
                 "(runtime.stop_after_steps); continue with --resume auto"
             )
 
-    def end_epoch(self, epoch: int, means: dict[str, float]) -> dict[str, float]:
+    def _end_epoch(self, epoch: int, means: dict[str, float]) -> dict[str, float]:
         """Average the epoch's metrics over ranks, log them, checkpoint on the epoch cadence."""
         means = all_reduce_mean(means, self.device)
         self.run.log.metrics("epoch", step=self.step, epoch=epoch, **means)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import torch
 
 from mme.errors import CheckpointError
-from mme.models.config import KNOWN_HEADS, HeadConfig
+from mme.models.config import HeadConfig
 from mme.models.layers import sincos_table
 from mme.models.registry import heads_for_width
 
@@ -172,6 +172,8 @@ def infer_encoder_fields(state: dict[str, torch.Tensor], source: str) -> tuple[d
 
 # What the original code put on each head's output (mme's defaults are identity: docs/motion.md).
 ORIGINAL_ACTIVATIONS = {"hog": "sigmoid", "traj": "tanh", "traj_hog": "sigmoid", "pixel": "identity"}
+# Widths the original recipes' HOG and pixel heads always had (a trajectory head's depends on L).
+ORIGINAL_WIDTHS = {"hog": 108, "pixel": 1536}
 
 
 def name_heads(
@@ -198,9 +200,9 @@ def name_heads(
     else:
         found = []
         for place, width in zip(numbered, widths, strict=True):
-            if width == KNOWN_HEADS["hog"].dim and place == 0:
+            if width == ORIGINAL_WIDTHS["hog"] and place == 0:
                 spec = HeadConfig("hog", width, ORIGINAL_ACTIVATIONS["hog"])
-            elif width == KNOWN_HEADS["pixel"].dim:
+            elif width == ORIGINAL_WIDTHS["pixel"]:
                 spec = HeadConfig("pixel", width, ORIGINAL_ACTIVATIONS["pixel"])
             elif place > 0 and width % 8 == 0:
                 spec = HeadConfig("traj", width, ORIGINAL_ACTIVATIONS["traj"])

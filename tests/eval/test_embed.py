@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from train_helpers import run_mme
 
 import mme
-import mme.train.embed as embed_module
+import mme.eval.embed as embed_module
 from mme.errors import ConfigError
 
 # The synthetic videos at the tiny model's clip size: 4 frames at 32x32, stride 2.

@@ -36,14 +36,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mme.data.loader import classification_dataset, eval_loader
 from mme.errors import ConfigError
-from mme.train.config import ProbeConfig
-from mme.train.data import classification_dataset, dataset_class_names, eval_loader
+from mme.eval.evaluate import dataset_class_names, evaluate_scores, gather_views, write_eval_files
+from mme.eval.metrics import topk_correct
 from mme.train.distributed import DistEnv, broadcast_from_main
-from mme.train.engine import Precision
-from mme.train.evaluate import evaluate_scores, gather_views, write_eval_files
-from mme.train.metrics import topk_correct
 from mme.train.run import Run
+from mme.train.run_config import ProbeConfig
+from mme.train.trainer import Precision
 from mme.utils.logging import Progress, RunLog, format_value
 
 
@@ -69,7 +69,7 @@ def extract_features(
     0 (None on the other ranks): pooled features (n, D) in float32, or token grids (n, N, D) in
     float16 for the attentive head (half the memory). A video that cannot be decoded is left out,
     never stood in for by another video's features under its label; too many of them stop the job
-    (DataError on every rank, see :func:`mme.train.evaluate.gather_views`)."""
+    (DataError on every rank, see :func:`mme.eval.evaluate.gather_views`)."""
     model.eval()
     encode = encoder_output(model, head)
 
@@ -226,13 +226,7 @@ def run_probe(config: ProbeConfig) -> dict[str, Any]:
 
     with Run(config, "probe", training=False) as run:
         data, kind = config.data, config.probe.head
-        settings = {
-            **config.model.overrides,
-            "num_frames": data.num_frames,
-            "img_size": data.input_size,
-            "patch_size": data.patch_size,
-            "tubelet_size": data.tubelet_size,
-        }
+        settings = config.model_settings()
         encoder, report = load_classifier_with_report(config.model.init_from, num_classes=0, **settings)
         encoder.requires_grad_(False)
         encoder.to(run.device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mme.train.metrics import confusion_matrix, merge_views, per_class_accuracy, topk_correct
+from mme.eval.metrics import confusion_matrix, merge_views, per_class_accuracy, topk_correct
 
 
 def test_topk_counts():
@@ -33,7 +33,7 @@ def test_confusion_and_per_class():
 
 
 def test_view_shards_merge_back_in_dataset_order_and_summarize():
-    from mme.train.evaluate import merge_shards, summarize
+    from mme.eval.evaluate import merge_shards, summarize
 
     scores = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7], [0.4, 0.6], [0.1, 0.9]])
     shards = [
@@ -53,7 +53,7 @@ def test_view_shards_merge_back_in_dataset_order_and_summarize():
 
 def test_a_video_with_a_failed_view_is_left_out_of_every_number():
     """3 videos x 2 views over two ranks; video 1's view 3 failed to decode (view 2 did not)."""
-    from mme.train.evaluate import failed_videos, merge_shards, summarize
+    from mme.eval.evaluate import failed_videos, merge_shards, summarize
 
     scores = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.4, 0.6], [0.1, 0.9]])  # items 0 1 2 4 5
     shards = [

@@ -1,30 +1,67 @@
 """Run configs of the four jobs: ``PretrainConfig``, ``FinetuneConfig``, ``EvalConfig``, ``ProbeConfig``.
 
-Each composes the packages' own dataclasses (model registry settings, ``mme.data`` data configs,
-``mme.motion.TrajectoryConfig``, ``mme.objectives.TargetConfig``) with the trainer's sections
-below (optimiser, schedule, batch, runtime). The dataclasses are the single source of defaults;
-a YAML recipe and ``--set key=value`` only override (:func:`load_run_config`). Defaults follow
-the released ViT-B recipes of docs/method.md §6; the recipes in ``configs/`` spell out each one.
+Each composes the packages' own dataclasses (``mme.data`` data configs, ``mme.motion.TrajectoryConfig``,
+``mme.objectives.TargetSettings``, typed overrides of the ``mme.models`` registry's configs) with
+the trainer's sections below (optimiser, schedule, batch, runtime). The dataclasses are the single
+source of defaults; a YAML recipe and ``--set key=value`` only override (:func:`load_run_config`).
+Every value is stored once: what two components share (the clip size, the trajectories' geometry)
+is read from the section that owns it (``target_config()``, ``model_settings()``), and a key that
+moved is a ConfigError naming its place (``MOVED_KEYS``). Defaults follow the released ViT-B
+recipes of docs/method.md §6; the recipes in ``configs/`` spell out each one.
 
-:func:`validate` checks ranges and the consistency between sections (e.g. the targets' trajectory
-length equals the data's) before anything is written, naming the key at fault.
+:func:`validate` checks ranges and the consistency between sections before anything is written,
+naming the key at fault.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from omegaconf import MISSING
 
 from mme.data.config import ClassificationDataConfig, MixupConfig, PretrainDataConfig
 from mme.errors import ConfigError
+from mme.models.config import ClassifierConfig, MMEPretrainConfig, ViTConfig
 from mme.motion.config import TrajectoryConfig
-from mme.objectives.config import TargetConfig
+from mme.objectives.config import TargetConfig, TargetSettings
 from mme.train.config_loader import load_config
+
+# Model fields a run takes from its data section (the clip the model is built for).
+_CLIP_FIELDS = {"num_frames": "data.num_frames", "img_size": "data.input_size",
+                "patch_size": "data.patch_size", "tubelet_size": "data.tubelet_size"}  # fmt: skip
+
+
+def _model_overrides(name: str, configs: tuple[type, ...], derived: Sequence[str]) -> type:
+    """A dataclass of the settable fields of ``configs`` (all but ``derived``), each None: the
+    registered model's value. Generated, so the model dataclasses stay the one list of fields."""
+    fields: list[tuple[str, Any, Any]] = []
+    for config in configs:
+        hints = typing.get_type_hints(config)
+        for item in dataclasses.fields(config):
+            kind = hints[item.name]
+            if item.name in derived or kind not in (int, float, bool, str):  # nested: encoder, heads
+                continue
+            fields.append((item.name, kind | None, field(default=None)))
+
+    def given(self: Any) -> dict[str, Any]:
+        """The settings that are set, as keyword arguments of ``mme.models.create_model``."""
+        return {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
+
+    return dataclasses.make_dataclass(name, fields, namespace={"given": given})
+
+
+ClassifierOverrides = _model_overrides(
+    "ClassifierOverrides", (ClassifierConfig,), (*_CLIP_FIELDS, "num_classes")
+)
+PretrainModelOverrides = _model_overrides(
+    "PretrainModelOverrides", (MMEPretrainConfig, ViTConfig), (*_CLIP_FIELDS, "encoder", "heads")
+)
 
 
 @dataclass
@@ -32,15 +69,34 @@ class ModelSection:
     """Which registered model to build (``mme.models.list_models()``) and how.
 
     ``overrides`` are fields of the model's config dataclass (``drop_path_rate``,
-    ``decoder_depth``, ``use_checkpoint``, ...). The clip size (``num_frames``, ``img_size``) and,
-    for pre-training, the prediction heads come from the data and target sections, not from here.
+    ``decoder_depth``, ``use_checkpoint``, ...). The clip size (``num_frames``, ``img_size``, ...)
+    comes from the data section and, for pre-training, the prediction heads from ``predict``.
     ``init_from`` starts from a checkpoint (any layout ``mme.models`` reads), e.g. fine-tuning from
     a pre-training run's ``checkpoints/step-*.pt`` or ``model/``.
     """
 
-    name: str = MISSING
-    overrides: dict[str, Any] = field(default_factory=dict)
+    name: str = "vit_base_patch16_224"
+    overrides: ClassifierOverrides = field(default_factory=ClassifierOverrides)  # type: ignore[valid-type]
     init_from: str | None = None
+
+
+@dataclass
+class PretrainModelSection(ModelSection):
+    """The pre-training model: encoder fields given flat (``depth``) next to the decoder's."""
+
+    name: str = "mme_vit_base_patch16_224"
+    overrides: PretrainModelOverrides = field(default_factory=PretrainModelOverrides)  # type: ignore[valid-type]
+
+
+def _clip_settings(data: Any) -> dict[str, Any]:
+    return {name: getattr(data, place.removeprefix("data.")) for name, place in _CLIP_FIELDS.items()}
+
+
+# Keys that no longer exist: each value is stored once, at the place named (ConfigError says so).
+_MOVED_MODEL_KEYS = {
+    **{f"model.overrides.{key}": place for key, place in _CLIP_FIELDS.items()},
+    "model.overrides.num_classes": "data.num_classes",
+}
 
 
 @dataclass
@@ -118,10 +174,11 @@ class RuntimeConfig(EvalRuntimeConfig):
 class PretrainConfig:
     """``mme pretrain``: MME pre-training (docs/method.md §1–6)."""
 
-    model: ModelSection = field(default_factory=lambda: ModelSection(name="mme_vit_base_patch16_224"))
+    model: PretrainModelSection = field(default_factory=PretrainModelSection)
     # The targets the decoder predicts, one head each (mme.objectives registry names).
     predict: list[str] = field(default_factory=lambda: ["hog", "traj"])
-    targets: TargetConfig = field(default_factory=TargetConfig)
+    # How targets are computed; their geometry comes from data and traj (target_config()).
+    targets: TargetSettings = field(default_factory=TargetSettings)
     traj: TrajectoryConfig = field(default_factory=TrajectoryConfig)
     data: PretrainDataConfig = field(default_factory=PretrainDataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -134,6 +191,35 @@ class PretrainConfig:
     # Also keep the model of these epochs (0-based: 399 = after 400 epochs) as OUT/model-epoch<N>,
     # e.g. the released SSV2 400/800-epoch results fine-tune epochs 399/699 of the 1600-epoch run.
     save_model_epochs: list[int] = field(default_factory=list)
+
+    MOVED_KEYS: ClassVar[dict[str, str]] = {
+        "targets.patch_size": "data.patch_size",
+        "targets.tubelet_size": "data.tubelet_size",
+        "targets.traj_steps": "traj.steps",
+        "targets.traj_stride": "traj.grid_stride",
+        "targets.max_displacement": "traj.max_displacement",
+        **_MOVED_MODEL_KEYS,
+        "model.overrides.heads": "predict and head_activations",
+    }
+
+    def target_config(self) -> TargetConfig:
+        """What the target builders read: ``targets`` at the token geometry of data and traj."""
+        return TargetConfig(
+            **dataclasses.asdict(self.targets),
+            patch_size=self.data.patch_size,
+            tubelet_size=self.data.tubelet_size,
+            traj_steps=self.traj.steps,
+            traj_stride=self.traj.grid_stride,
+            max_displacement=self.traj.max_displacement,
+        )
+
+    def model_settings(self) -> dict[str, Any]:
+        """``create_model`` settings: the overrides, one head per predicted target (widths from the
+        target registry) and the data's clip size."""
+        from mme.objectives import head_specs
+
+        heads = head_specs(self.predict, self.target_config(), self.head_activations)
+        return {**self.model.overrides.given(), "heads": heads, **_clip_settings(self.data)}
 
 
 @dataclass
@@ -151,7 +237,7 @@ class FinetuneConfig:
     """``mme finetune``: supervised fine-tuning (VideoMAE protocol, docs/method.md §6)."""
 
     model: ModelSection = field(
-        default_factory=lambda: ModelSection(name="vit_base_patch16_224", overrides={"drop_path_rate": 0.1})
+        default_factory=lambda: ModelSection(overrides=ClassifierOverrides(drop_path_rate=0.1))
     )
     data: ClassificationDataConfig = field(default_factory=ClassificationDataConfig)
     mixup: MixupConfig = field(default_factory=MixupConfig)
@@ -164,6 +250,12 @@ class FinetuneConfig:
     batch: BatchConfig = field(default_factory=lambda: BatchConfig(per_gpu=8))
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    MOVED_KEYS: ClassVar[dict[str, str]] = _MOVED_MODEL_KEYS
+
+    def model_settings(self) -> dict[str, Any]:
+        """``create_model`` / ``load_classifier`` settings: the overrides and the data's clip size."""
+        return {**self.model.overrides.given(), **_clip_settings(self.data)}
 
 
 @dataclass
@@ -208,11 +300,17 @@ class ProbeHeadConfig:
 class ProbeConfig:
     """``mme probe``: a linear, attentive or kNN probe of a frozen pre-trained encoder (docs/method.md §6)."""
 
-    model: ModelSection = field(default_factory=lambda: ModelSection(name="vit_base_patch16_224"))
+    model: ModelSection = field(default_factory=ModelSection)
     data: ClassificationDataConfig = field(default_factory=ClassificationDataConfig)
     probe: ProbeHeadConfig = field(default_factory=ProbeHeadConfig)
     batch: EvalBatchConfig = field(default_factory=EvalBatchConfig)
     runtime: EvalRuntimeConfig = field(default_factory=EvalRuntimeConfig)
+
+    MOVED_KEYS: ClassVar[dict[str, str]] = _MOVED_MODEL_KEYS
+
+    def model_settings(self) -> dict[str, Any]:
+        """``load_classifier`` settings: the overrides and the data's clip size."""
+        return {**self.model.overrides.given(), **_clip_settings(self.data)}
 
 
 RunConfig = PretrainConfig | FinetuneConfig | EvalConfig | ProbeConfig
@@ -296,11 +394,24 @@ def _check_model(section: ModelSection, kind: str) -> None:
             f"model.name {section.name!r} is not a {kind} model; choose one of {', '.join(list_models(kind))}"
         )
     try:
-        get_config(section.name, **section.overrides)
+        get_config(section.name, **section.overrides.given())
     except ConfigError as error:
         raise ConfigError(f"model.overrides: {error}") from None
     if section.init_from is not None and not Path(section.init_from).exists():
         raise ConfigError(f"model.init_from: {section.init_from} does not exist")
+
+
+def _check_target_geometry(config: PretrainConfig) -> None:
+    """The targets' geometry (data's tokens, traj's seeds) fits their settings; errors name its keys."""
+    data, traj, targets = config.data, config.traj, config.targets
+    if data.tubelet_size < 2:
+        raise ConfigError(
+            f"data.tubelet_size must be >= 2 for pre-training (HOG is taken at each tubelet's second "
+            f"frame), got {data.tubelet_size}"
+        )
+    for key, divisor in (("traj.grid_stride", traj.grid_stride), ("targets.hog_cell", targets.hog_cell)):
+        if data.patch_size % divisor:
+            raise ConfigError(f"{key}={divisor} must divide data.patch_size={data.patch_size}")
 
 
 def validate(config: RunConfig) -> None:
@@ -332,35 +443,12 @@ def validate(config: RunConfig) -> None:
             get_target(name).check_activation(activation)
         if len(set(config.predict)) != len(config.predict):
             raise ConfigError(f"predict lists a target twice: {list(config.predict)}")
-        for key in ("patch_size", "tubelet_size"):
-            target_value, data_value = getattr(config.targets, key), getattr(config.data, key)
-            if target_value != data_value:
-                raise ConfigError(f"targets.{key}={target_value} must equal data.{key}={data_value}")
+        _check_target_geometry(config)
         if any(name.startswith("traj") for name in config.predict):
             if config.data.trajectories == "none":
                 raise ConfigError(
                     f"predict={list(config.predict)} needs trajectories, but data.trajectories is 'none'"
                 )
-            pairs = (
-                ("targets.traj_steps", config.targets.traj_steps, "traj.steps", config.traj.steps),
-                (
-                    "targets.traj_stride",
-                    config.targets.traj_stride,
-                    "traj.grid_stride",
-                    config.traj.grid_stride,
-                ),
-                (
-                    "targets.max_displacement",
-                    config.targets.max_displacement,
-                    "traj.max_displacement",
-                    config.traj.max_displacement,
-                ),
-            )
-            for key_a, a, key_b, b in pairs:
-                if a != b:
-                    raise ConfigError(
-                        f"{key_a}={a} must equal {key_b}={b} (targets are built from these trajectories)"
-                    )
             if "traj_hog" in config.predict and config.traj.camera_motion != "none":
                 # traj_hog finds the points by summing displacements; camera-relative ones do not add
                 # up to the points' positions in the frames.

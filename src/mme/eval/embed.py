@@ -1,7 +1,7 @@
 """``mme embed``: a frozen encoder's features of every video, in safetensors shards with an index.
 
 What is stored for each video (``pool``), from the last encoder block's tokens ``x`` (N, D) of
-each view (the views of ``mme eval``: ``clips x crops``, see :mod:`mme.train.infer`):
+each view (the views of ``mme eval``: ``clips x crops``, see :mod:`mme.eval.infer`):
 
 - ``mean``: ``fc_norm(x.mean(0))`` (D,), the classifier's pooled features
   (``model.forward_features``, what the linear probe trains on); for a pre-training checkpoint,
@@ -45,11 +45,8 @@ import torch
 from torch import nn
 
 from mme.errors import ConfigError, DataError
-from mme.io.inputs import VideoInput, gather_videos, list_videos
-from mme.io.lists import VideoEntry
-from mme.train.engine import Precision
-from mme.train.evaluate import VideoValues, infer_videos
-from mme.train.infer import (
+from mme.eval.evaluate import VideoValues, infer_videos
+from mme.eval.infer import (
     ViewSettings,
     data_config,
     inference_threads,
@@ -59,6 +56,9 @@ from mme.train.infer import (
     make_loader,
     scratch_folder,
 )
+from mme.io.inputs import VideoInput, gather_videos, list_videos
+from mme.io.lists import VideoEntry
+from mme.train.trainer import Precision
 from mme.utils.atomic import atomic_path, atomic_write_json
 from mme.utils.logging import Progress, RunLog, format_duration
 
@@ -118,7 +118,7 @@ def embed(
 ) -> EmbedSummary:
     """Embed ``videos`` (files, folders, list files) or the videos of ``list_file`` into ``out``.
 
-    ``settings``: :class:`~mme.train.infer.ViewSettings` fields; ``clips`` and ``crops``
+    ``settings``: :class:`~mme.eval.infer.ViewSettings` fields; ``clips`` and ``crops``
     default to 1 here (the centred clip, as the probes encode). See the module docstring.
     """
     from mme.motion.extract import resolve_shard

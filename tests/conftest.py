@@ -1,12 +1,20 @@
-"""Fixtures of the training tests (helpers live in train_helpers.py)."""
+"""Fixtures shared by the training, task and evaluation tests (helpers: tests/train/train_helpers.py).
+
+The tiny synthetic dataset and pre-training run are made once per session for every folder.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 from mme.cli.main import main
+
+_TRAIN_TESTS = str(Path(__file__).resolve().parent / "train")
+if _TRAIN_TESTS not in sys.path:
+    sys.path.insert(0, _TRAIN_TESTS)
 
 
 @pytest.fixture(scope="session")

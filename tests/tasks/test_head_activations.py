@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from mme.errors import ConfigError
-from mme.train.config import PretrainConfig, load_run_config
-from mme.train.pretrain import build_model
+from mme.tasks.pretrain import pretrain_model
+from mme.train.run_config import PretrainConfig, load_run_config
 
 RECIPE = Path(__file__).resolve().parents[2] / "configs" / "synthetic" / "pretrain.yaml"
 
@@ -20,9 +20,9 @@ def _config(*overrides: str) -> PretrainConfig:
 
 
 def test_heads_are_identity_unless_the_released_activations_are_asked_for() -> None:
-    default = build_model(_config())
+    default = pretrain_model(_config())
     assert all(isinstance(head.activation, torch.nn.Identity) for head in default.heads.values())
-    released = build_model(_config("head_activations.hog=sigmoid", "head_activations.traj=tanh"))
+    released = pretrain_model(_config("head_activations.hog=sigmoid", "head_activations.traj=tanh"))
     assert isinstance(released.heads["hog"].activation, torch.nn.Sigmoid)
     assert isinstance(released.heads["traj"].activation, torch.nn.Tanh)
 

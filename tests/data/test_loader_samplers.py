@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from mme.data.loader import SeededDataset, ShardSampler, TrainSampler
 from mme.errors import ConfigError
-from mme.train.distributed import SeededDataset, ShardSampler, TrainSampler
 
 
 def _indices(sampler):

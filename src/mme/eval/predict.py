@@ -1,8 +1,8 @@
 """``mme predict``: a trained classifier's top-k classes for any videos.
 
-The scores are ``mme eval``'s: the same views (``clips x crops``, see :mod:`mme.train.infer`),
+The scores are ``mme eval``'s: the same views (``clips x crops``, see :mod:`mme.eval.infer`),
 the same softmax per view and average per video, through the same function
-(:func:`mme.train.evaluate.infer_videos`); on a test list, predict and eval give one video the
+(:func:`mme.eval.evaluate.infer_videos`); on a test list, predict and eval give one video the
 same scores. With ``window_seconds`` each window of a video is scored on its own (clips spread
 over the window) and gets its own record.
 
@@ -28,11 +28,8 @@ from typing import Any
 from torch import nn
 
 from mme.errors import CheckpointError, ConfigError, DataError
-from mme.io.inputs import VideoInput, gather_videos
-from mme.io.lists import VideoEntry
-from mme.train.engine import Precision
-from mme.train.evaluate import infer_videos, softmax_scores
-from mme.train.infer import (
+from mme.eval.evaluate import infer_videos, softmax_scores
+from mme.eval.infer import (
     ViewSettings,
     WindowEntry,
     data_config,
@@ -44,6 +41,9 @@ from mme.train.infer import (
     make_loader,
     scratch_folder,
 )
+from mme.io.inputs import VideoInput, gather_videos
+from mme.io.lists import VideoEntry
+from mme.train.trainer import Precision
 from mme.utils.atomic import atomic_write
 from mme.utils.logging import RunLog, format_duration
 
@@ -79,7 +79,7 @@ def predict(
 
     ``checkpoint``: anything :func:`mme.models.load_classifier` reads, or a classifier.
     ``classes``: a class-name file (JSON list or one per line), else the checkpoint's names, else
-    the indices. ``settings``: :class:`~mme.train.infer.ViewSettings` fields (``clips``, ``crops``,
+    the indices. ``settings``: :class:`~mme.eval.infer.ViewSettings` fields (``clips``, ``crops``,
     ``stride``, ``sampling``, ``short_side``, ``batch_size``, ``workers``, ``device``,
     ``precision``). ``out``: also write the records (``.jsonl`` or ``.csv``, atomically; an
     existing file only with ``overwrite``). Returns the records (module docstring).

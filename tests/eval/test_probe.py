@@ -7,7 +7,7 @@ import json
 import torch
 from train_helpers import run_mme, tiny_eval, tiny_probe
 
-from mme.train.probe import LinearProbe
+from mme.eval.probe import LinearProbe
 
 
 def test_folded_head_equals_batchnorm_then_linear():

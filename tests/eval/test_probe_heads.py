@@ -11,7 +11,7 @@ import pytest
 import torch
 from train_helpers import read_jsonl, run_mme, tiny_eval, tiny_probe
 
-from mme.train.probe import AttentiveProbe, knn_scores
+from mme.eval.probe import AttentiveProbe, knn_scores
 
 COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]  # class = dominant colour
 

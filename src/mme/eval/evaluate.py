@@ -34,9 +34,9 @@ from torch import nn
 from mme.data.bad_videos import too_many_bad
 from mme.data.transforms import normalize_clip
 from mme.errors import DataError
+from mme.eval.metrics import confusion_matrix, merge_views, per_class_accuracy, topk_correct
 from mme.train.distributed import DistEnv, broadcast_from_main, gather_to_main
-from mme.train.engine import Precision
-from mme.train.metrics import confusion_matrix, merge_views, per_class_accuracy, topk_correct
+from mme.train.trainer import Precision
 from mme.utils.atomic import atomic_write, atomic_write_json
 from mme.utils.logging import Progress, RunLog
 
@@ -323,10 +323,34 @@ def write_eval_files(
     return summary
 
 
+def dataset_class_names(
+    data: Any, list_file: str | None, num_classes: int, counted: str
+) -> tuple[list[str], Path] | None:
+    """The label names of ``data.classes_file``, else of ``classes.json`` beside ``list_file``
+    (None without either), checked against ``num_classes``; ``counted`` says where that number
+    comes from, for the error."""
+    from mme.errors import ConfigError, DataError
+    from mme.io.classes import find_class_names_file, read_class_names
+    from mme.models.config import check_class_names
+
+    path = find_class_names_file(data.classes_file, list_file)
+    if path is None:
+        return None
+    source = f"{path} (data.classes_file)" if data.classes_file is not None else str(path)
+    names = read_class_names(path)
+    if len(names) != num_classes:
+        raise DataError(f"{source} names {len(names)} classes, but {counted} {num_classes}")
+    try:
+        check_class_names(names, num_classes)  # unique, non-empty
+    except ConfigError as error:
+        raise DataError(f"{source}: {error}") from error
+    return names, path
+
+
 def run_eval(config: Any) -> dict[str, Any]:
     """``mme eval``: multi-view test of any classifier checkpoint on ``data.test_list``."""
+    from mme.data.loader import classification_dataset, eval_loader
     from mme.interop import load_classifier_with_report
-    from mme.train.data import classification_dataset, dataset_class_names, eval_loader
     from mme.train.run import Run
 
     with Run(config, "eval", training=False) as run:

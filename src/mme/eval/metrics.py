@@ -1,7 +1,7 @@
 """Classification metrics: top-k, multi-view merging, per-class accuracy, confusion matrix.
 
 Pure tensor functions on CPU results; the distributed part (gathering the shards) lives in
-:mod:`mme.train.evaluate`.
+:mod:`mme.eval.evaluate`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What ``mme predict`` and ``mme embed`` share: the views of ``mme eval``, on videos named freely.
 
 Both run a model over the videos of the command line through
-:func:`mme.train.evaluate.infer_videos`, on a :class:`~mme.data.datasets.VideoClassificationDataset`
+:func:`mme.eval.evaluate.infer_videos`, on a :class:`~mme.data.datasets.VideoClassificationDataset`
 in test mode: ``clips`` clips evenly spaced in time x ``crops`` crops along the long side after
 the short side is resized, exactly the views (and the per-video average) of ``mme eval`` with
 the same data settings. The clip geometry (frames, size, patch, tubelet) is the model's.
@@ -34,7 +34,7 @@ from mme.data.sampling import ClipIndices
 from mme.errors import CheckpointError, ConfigError
 from mme.io.lists import VideoEntry
 from mme.train.distributed import DistEnv, cpu_threads, setup_device
-from mme.train.engine import PRECISIONS
+from mme.train.trainer import PRECISIONS
 from mme.utils.logging import RunLog
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -194,8 +194,8 @@ def make_dataset(
 
 
 def make_loader(dataset: InferenceDataset, settings: ViewSettings, env: DistEnv) -> Any:
-    from mme.train.config import EvalRuntimeConfig
-    from mme.train.data import eval_loader
+    from mme.data.loader import eval_loader
+    from mme.train.run_config import EvalRuntimeConfig
 
     runtime = EvalRuntimeConfig(output_dir="", workers=settings.workers, tensorboard=False)
     return eval_loader(dataset, settings.batch_size, runtime, env)

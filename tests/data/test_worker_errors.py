@@ -7,10 +7,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from mme.data.loader import ShardSampler, make_loader
+from mme.data.worker_errors import RemoteTraceback
 from mme.errors import DataError
-from mme.train.data import make_loader
-from mme.train.distributed import ShardSampler
-from mme.train.worker_errors import RemoteTraceback
 
 
 class _FailsAt(torch.utils.data.Dataset):

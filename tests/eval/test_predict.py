@@ -18,7 +18,7 @@ from train_helpers import read_jsonl, run_mme, tiny_eval
 import mme
 from mme.data.sampling import view_stride_clip
 from mme.errors import CheckpointError, DataError
-from mme.train.infer import WindowEntry, _within, frame_windows
+from mme.eval.infer import WindowEntry, _within, frame_windows
 
 NAMES = ["move_right", "move_left", "move_up"]
 # The views of tiny_eval: 2 clips x 3 crops, stride 2, short side 32 (clip size from the model).
