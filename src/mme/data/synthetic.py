@@ -77,10 +77,8 @@ class Ranges:
     texture_period: tuple[float, float] = (0.14, 0.20)  # both gratings' period
     texture_contrast: tuple[float, float] = (35.0, 50.0)  # grey levels, the dominant grating (green)
     second_contrast: tuple[float, float] = (15.0, 25.0)  # grey levels, the weaker grating (green)
-    texture_share: float = 0.1  # the gratings' amplitude in red and blue, relative to green
+    texture_share: float = 0.05  # the gratings' amplitude in red and blue, relative to green
     swing: tuple[float, float] = (100.0, 140.0)  # grey levels per channel across the plane's width
-    wave_period: tuple[float, float] = (0.8, 1.6)  # a long colour wave
-    wave_contrast: tuple[float, float] = (5.0, 12.0)
     speed: tuple[float, float] = (0.03, 0.045)  # translation, short sides / frame
     spin: tuple[float, float] = (0.06, 0.09)  # rotation, rad / frame
     growth: tuple[float, float] = (0.05, 0.07)  # log-size / frame (scale, stretch)
@@ -141,7 +139,6 @@ class Scene:
     colour: np.ndarray  # the plane's colour at its centre
     swing: np.ndarray  # colour change across the plane's width (per channel), along gradient_angle
     gradient_angle: float
-    wave: Wave  # a long colour wave (smooth structure)
     gratings: list[Wave]  # the texture: a dominant grating and a weaker one
     centre: tuple[float, float]  # the fixed point of rotation and scaling (px)
     rates: dict[str, float]  # speed (px / frame), spin, growth, shear (per frame)
@@ -158,19 +155,12 @@ def sample_scene(config: SynthConfig, video_index: int) -> Scene:
     short = min(config.width, config.height)
     r = RANGES
 
-    def wave(period: tuple[float, float], amplitude: tuple[float, float], angle: float | None = None) -> Wave:
-        return (
-            rng.uniform(0, math.pi) if angle is None else angle,
-            rng.uniform(*period) * short,
-            _signed(rng, *amplitude),
-            rng.uniform(0, 2 * math.pi),
-        )
-
     def texture(amplitude: tuple[float, float], angle: float) -> Wave:
         # Mostly in green (the luminance's main channel, what the flow sees); red and blue keep
         # texture_share of it, so their per-patch standardised pixels are mostly the smooth ramp.
-        angle_, period, rgb, phase = wave(r.texture_period, amplitude, angle)
-        return angle_, period, rgb * np.array([r.texture_share, 1.0, r.texture_share]), phase
+        period = rng.uniform(*r.texture_period) * short
+        rgb = _signed(rng, *amplitude) * np.array([r.texture_share, 1.0, r.texture_share])
+        return angle, period, rgb, rng.uniform(0, 2 * math.pi)
 
     # The texture's dominant orientation is the scene's: every patch of a clip has the same
     # gradient-orientation histogram (HOG), which its neighbours therefore predict.
@@ -180,7 +170,6 @@ def sample_scene(config: SynthConfig, video_index: int) -> Scene:
         colour=rng.uniform(100, 155, 3),
         swing=_signed(rng, *r.swing),
         gradient_angle=rng.uniform(0, 2 * math.pi),
-        wave=wave(r.wave_period, r.wave_contrast),
         gratings=[
             texture(r.texture_contrast, first),
             texture(r.second_contrast, second),
@@ -239,11 +228,7 @@ def render_frame(scene: Scene, width: int, height: int, shift: np.ndarray, matri
     v = inverse[1, 0] * dx + inverse[1, 1] * dy + cy
     a = scene.gradient_angle
     ramp = ((u - cx) * math.cos(a) + (v - cy) * math.sin(a)) / width
-    image = (
-        scene.colour
-        + ramp[..., None] * scene.swing
-        + sum(_wave(u, v, w) for w in [scene.wave, *scene.gratings])
-    )
+    image = scene.colour + ramp[..., None] * scene.swing + sum(_wave(u, v, w) for w in scene.gratings)
     return image.astype(np.float32)
 
 

@@ -84,7 +84,7 @@ class DemoSettings:
     encoder_depth: int = 2
     # Pre-training (identical for mme and pixel, apart from the targets).
     pretrain_model: str = "mme_vit_tiny_patch16_224"
-    pretrain_epochs: int = 130
+    pretrain_epochs: int = 74
     pretrain_warmup_epochs: float = 5.0
     # Training jobs checkpoint every this many epochs (resumable; an epoch is ~16 steps here).
     checkpoint_every_epochs: int = 10
@@ -141,8 +141,8 @@ def full_settings(seed: int = 0) -> DemoSettings:
         preset="full",
         seed=seed,
         synth={
-            "classes": 8,
-            "videos_per_class": 60,
+            "classes": 12,
+            "videos_per_class": 64,
             "frames": 16,
             "width": 96,
             "height": 72,
