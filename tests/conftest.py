@@ -12,9 +12,10 @@ import pytest
 
 from mme.cli.main import main
 
-_TRAIN_TESTS = str(Path(__file__).resolve().parent / "train")
-if _TRAIN_TESTS not in sys.path:
-    sys.path.insert(0, _TRAIN_TESTS)
+for _helpers in ("train", "visualize"):  # train_helpers.py, picture_helpers.py
+    _folder = str(Path(__file__).resolve().parent / _helpers)
+    if _folder not in sys.path:
+        sys.path.insert(0, _folder)
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,4 @@
-"""mme: Masked Motion Encoding (Sun et al., CVPR 2023) for self-supervised video learning.
-
-``mme.predict(checkpoint, videos, ...)`` (top-k classes) and ``mme.embed(checkpoint, videos, out,
-...)`` (stored features) use a trained model (docs/using.md); they are imported on first use, so
-``import mme`` stays cheap.
-"""
+"""mme: Masked Motion Encoding (Sun et al., CVPR 2023); ``mme.predict`` / ``mme.embed`` load lazily."""
 
 from typing import Any
 

@@ -1,9 +1,4 @@
-"""Errors that are the user's to fix (bad config, bad file, bad input).
-
-The ``mme`` command prints these as one clear message and exits non-zero, without a traceback
-(set ``MME_DEBUG=1`` to see it). Anything else is a bug and keeps its traceback.
-Each class also derives from the matching built-in, so callers may catch either.
-"""
+"""User-fixable errors, printed by ``mme`` in one line; each also derives from the matching built-in."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from demo_helpers import assert_real_png
+from picture_helpers import assert_real_png
 
 from mme.cli.main import main
 from mme.demo.layout import DemoLayout
@@ -115,7 +115,7 @@ def test_floors_are_repeatable_and_leave_the_global_rngs_alone(demo):
     import numpy as np
     import torch
 
-    from mme.demo.floors import measure_floors
+    from mme.eval.target_floors import measure_floors
     from mme.train.run_config import PretrainConfig, load_run_config
 
     out, _ = demo

@@ -16,7 +16,7 @@ So every token of a half has the same expected target, the halves differ, and a 
 target over all its tokens is the same in every clip. The public ``mme pretrain`` job with the
 synthetic recipe as shipped (model, optimiser, lr schedule; only the data, the number of epochs
 and the output change) must close most of the gap between the context-free floor (the loss of
-the dataset-mean target, :mod:`mme.demo.floors`) and the minimum (the mean target of the same
+the dataset-mean target, :mod:`mme.eval.target_floors`) and the minimum (the mean target of the same
 half of the same video). A control run whose targets are permuted across the tokens of each clip
 must stay at the floor: with the clip's mean target the dataset's, permuted targets leave
 nothing to learn, so what the real run learns is token-level context.
@@ -241,7 +241,7 @@ def losses(found: dict[str, Masked]) -> dict[str, dict[str, float]]:
     """Per target, the masked loss (``mme.objectives.masked_loss``, as in training) of
 
     - ``model``: the trained model;
-    - ``floor``: the dataset-mean target, the context-free floor of :mod:`mme.demo.floors`;
+    - ``floor``: the dataset-mean target, the context-free floor of :mod:`mme.eval.target_floors`;
     - ``clip``: each clip's own mean target over all its tokens: the best a model can learn from
       targets permuted across the tokens of each clip (the control);
     - ``visible``: an oracle that predicts each masked token with the mean target of the visible

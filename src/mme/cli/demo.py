@@ -5,10 +5,10 @@ classes are defined by motion, then fine-tune, linearly probe and test each.
   2. VideoMAE: predict the pixels of masked patches (same model, data, mask and budget);
   3. no pre-training (the same random initialisation).
 
-Everything runs through the public jobs (mme synth / extract / pretrain / finetune / probe / eval); each
-run folder under OUT keeps its config.yaml and logs. Rerunning the same command skips the stages
-already done and continues an interrupted one. Writes OUT/results.json, OUT/results.md and
-OUT/figures/*.png (losses, accuracies, trajectories), and prints the results table.
+Everything runs through the public jobs (mme synth / extract / pretrain / finetune / probe / eval) on
+the recipes of configs/demo/; each run folder under OUT keeps its config.yaml and logs. Rerunning the
+same command skips the stages already done and continues an interrupted one. Writes OUT/results.json,
+OUT/results.md and OUT/figures/*.png (losses, accuracies, trajectories), and prints the results table.
 
   mme demo                     # about 8 minutes on 2 CPU cores, into demo_out/
   mme demo --quick --out /tmp/d  # every stage at toy size, ~10 s (a smoke test; numbers meaningless)

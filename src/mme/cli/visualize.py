@@ -61,8 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from mme.demo.trajectories import PictureSettings, settings_from_run, trajectory_figure
     from mme.errors import ConfigError
+    from mme.visualize.trajectories import PictureSettings, settings_from_run, trajectory_figure
 
     if args.stride is not None and args.stride < 1:
         raise ConfigError(f"--stride must be >= 1, got {args.stride}")

@@ -1,21 +1,4 @@
-"""Counting bad videos across data-loader workers, epochs and ranks.
-
-In training, a video that cannot be decoded, or has fewer frames than a clip needs, is replaced
-by another sample and recorded here; past ``max_fraction`` of the dataset the run stops with a
-DataError listing them (a handful of broken files is normal in K400; hundreds mean a wrong path
-or codec). Evaluation never replaces a video (it would score one video under another's path and
-label): its datasets mark the failed item in the batch, the evaluation excludes the video and
-applies the same limit through :func:`too_many_bad`.
-
-How the count is shared: workers are separate processes (restarted every epoch unless
-persistent), so in-memory counters do not add up. Each process appends to *its own* file
-``<folder>/bad_videos-<host>-<pid>.jsonl`` (one JSON line per bad video: path, reason) and counts
-the distinct paths over all ``bad_videos-*.jsonl`` files of the folder. No two processes write
-one file, so this works with fork and spawn workers and, when the folder is shared, across
-ranks and nodes; a resumed run that reuses its folder keeps what it learned. The folder is the
-run's output folder when the trainer passes it (a private temporary folder otherwise), and the
-files double as the report of which videos were skipped.
-"""
+"""Bad videos counted across workers, epochs and ranks: one JSON-lines file per process, read together."""
 
 from __future__ import annotations
 
@@ -36,8 +19,7 @@ PATTERN = "bad_videos-*.jsonl"
 
 
 def too_many_bad(found: Mapping[str, str], total: int, max_fraction: float, what: str) -> str | None:
-    """The error message when more of ``total`` videos than ``max_fraction`` allows are bad
-    (``found``: path → reason; ``what`` says where they are), else None."""
+    """The error message when more of ``total`` videos than ``max_fraction`` are bad, else None."""
     limit = int(max_fraction * total)
     if len(found) <= limit:
         return None
@@ -50,7 +32,7 @@ def too_many_bad(found: Mapping[str, str], total: int, max_fraction: float, what
 
 
 class BadVideoLog:
-    """Record bad videos and enforce the tolerated fraction (see module docstring)."""
+    """Record bad videos and enforce the tolerated fraction."""
 
     def __init__(
         self, folder: str | os.PathLike[str] | None, dataset_size: int, max_fraction: float = 0.01

@@ -1,10 +1,4 @@
-"""Settings of the data pipeline: what to read, how to sample, augment and mask.
-
-Only plain fields (str, int, float, bool, lists of those, None) so omegaconf can build them from
-YAML and ``--set data.mask_ratio=0.9`` overrides them; :mod:`mme.train.run_config` composes them into
-the run configs. Defaults follow the released ViT-B recipes (docs/method.md §6). The trajectory settings
-themselves are :class:`mme.motion.TrajectoryConfig` (the run config's ``traj`` section).
-"""
+"""Settings of the data pipeline (plain fields, for omegaconf); defaults follow docs/method.md §6."""
 
 from __future__ import annotations
 
@@ -111,7 +105,6 @@ class PretrainDataConfig(_ClipSettings):
         self.validate()
 
     def validate(self) -> None:
-        """Raise ConfigError naming the first bad field."""
         self._validate_clip()
         if not self.scales or any(not 0 < s <= 1 for s in self.scales):
             raise ConfigError(f"data.scales must be fractions in (0, 1], got {list(self.scales)}")
@@ -160,7 +153,6 @@ class ClassificationDataConfig(_ClipSettings):
         self.validate()
 
     def validate(self) -> None:
-        """Raise ConfigError naming the first bad field."""
         self._validate_clip()
         if self.num_classes is not None and self.num_classes < 1:
             raise ConfigError(f"data.num_classes must be >= 1 or null, got {self.num_classes}")

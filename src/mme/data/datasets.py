@@ -1,29 +1,4 @@
-"""Datasets: pre-training samples (clip, mask, trajectories) and classification clips.
-
-Both are map-style ``torch.utils.data.Dataset`` objects that open each video per item (PyAV
-containers are never shared between workers) and keep no mutable global state. Randomness:
-each item draws a fresh ``numpy.random.Generator`` seeded from NumPy's global generator, so
-seeding the globals per worker (:func:`worker_init_fn`, from ``torch.initial_seed()``) or per
-sample (the trainer's ``SeededDataset``) makes every clip reproducible.
-
-One sample, pre-training (:class:`PretrainDataset`):
-
-1. sample T frame indices and the dense indices ``r_k .. r_k+L`` (:mod:`mme.data.sampling`);
-2. decode the distinct frames once (:mod:`mme.io.video`);
-3. draw one :class:`~mme.data.geometry.Geometry` (multi-scale crop) and apply it to all of them;
-4. trajectories: ``online`` tracks on the augmented dense frames
-   (:func:`mme.motion.dense_clip_trajectories`), ``offline`` reads the video's ``mme extract``
-   file and maps it through the same geometry (a missing file is a DataError, never zeros);
-5. draw the mask.
-
-Bad videos (undecodable, or fewer decodable frames than ``data.min_video_frames``): in training
-they are replaced by another video chosen deterministically from the index and recorded in a
-:class:`~mme.data.bad_videos.BadVideoLog`; past ``data.max_bad_fraction`` the run stops. In
-evaluation ("val" / "test" classification items) they are never replaced, since the stand-in
-would be scored under the bad video's path and label: the item comes back with ``ok=False``, the
-``reason`` and a blank clip, so the evaluation (:mod:`mme.eval.evaluate`) can exclude the video
-whichever worker or rank decoded it.
-"""
+"""Datasets: pre-training samples and classification clips (docs/data.md, "Datasets")."""
 
 from __future__ import annotations
 
@@ -57,12 +32,7 @@ class BadVideo(Exception):
 
 
 def worker_init_fn(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: seed Python/NumPy from the worker's torch seed, one thread.
-
-    ``torch.initial_seed()`` in a worker is the loader's base seed + worker id, so workers differ
-    and a seeded loader repeats. Each worker uses one core for OpenCV and torch (the workers are
-    the parallelism).
-    """
+    """``worker_init_fn``: seed Python/NumPy from the worker's torch seed; one OpenCV/torch thread."""
     import cv2
 
     seed = torch.initial_seed() % 2**32
@@ -73,7 +43,7 @@ def worker_init_fn(worker_id: int) -> None:
 
 
 def sample_rng() -> np.random.Generator:
-    """A generator for one item, drawn from NumPy's global state (see module docstring)."""
+    """A generator for one item, drawn from NumPy's global state (seeded per worker or per sample)."""
     return np.random.default_rng(np.random.randint(0, 2**32, size=4, dtype=np.uint64))
 
 
@@ -149,11 +119,7 @@ class _VideoDataset(torch.utils.data.Dataset):
     def _decode(
         self, entry: VideoEntry, plan: Callable[[int], ClipIndices], minimum: int
     ) -> tuple[np.ndarray, ClipIndices, np.ndarray, np.ndarray | None]:
-        """Decode the distinct frames a clip needs: (frames, indices, clip positions, dense positions).
-
-        ``plan(num_frames)`` samples the indices. If decoding finds the file shorter than its
-        index said, the clip is sampled again within the frames that do decode.
-        """
+        """A clip's distinct frames and positions, re-sampled within what decodes if the file is shorter."""
         config = self.config
         key = str(entry.path)
         video = self._frames.get(key) if self._frames is not None else None
@@ -195,13 +161,7 @@ class _VideoDataset(torch.utils.data.Dataset):
 
 
 class PretrainDataset(_VideoDataset):
-    """MME pre-training samples: ``{"clip", "mask", "index"}`` plus ``"traj_disp"``/``"traj_valid"``.
-
-    ``clip`` uint8 (3, T, H, W); ``mask`` bool (N,) True = masked; ``traj_disp`` float32
-    (K, L, H/g, W/g, 2) and ``traj_valid`` bool (K, L, H/g, W/g) in network-input pixels
-    (g = the trajectory grid stride), unless ``data.trajectories`` is "none". ``index`` is the
-    video actually used (a bad video's replacement).
-    """
+    """Pre-training samples ``{"clip", "mask", "index"}`` plus ``traj_disp``/``traj_valid`` (docs/data.md)."""
 
     def __init__(
         self,
@@ -241,8 +201,7 @@ class PretrainDataset(_VideoDataset):
         )
 
     def trajectory_path(self, entry: VideoEntry) -> Path:
-        """Where ``mme extract`` of ``data.train_list`` with ``--root data.root`` put this video's
-        trajectories: its key under the list's root, as the extraction named it."""
+        """Where ``mme extract`` of ``data.train_list`` (``--root data.root``) put this video's file."""
         from mme.io.lists import list_root
         from mme.motion.extract import output_path
 
@@ -252,8 +211,7 @@ class PretrainDataset(_VideoDataset):
     def _offline_trajectories(
         self, entry: VideoEntry, indices: ClipIndices, geometry: Geometry, source_size: tuple[int, int]
     ) -> dict[str, torch.Tensor]:
-        """The sample's ``traj_disp``/``traj_valid`` from the video's file (and, with camera-motion
-        compensation, ``traj_camera_fallbacks``: the clip's frame pairs the file lists as fallen back)."""
+        """The sample's ``traj_disp``/``traj_valid`` (and ``traj_camera_fallbacks``) from its file."""
         from mme.motion import read_trajectories
 
         assert indices.dense is not None
@@ -343,21 +301,7 @@ class PretrainDataset(_VideoDataset):
 
 
 class VideoClassificationDataset(_VideoDataset):
-    """Labelled clips for fine-tuning ("train"), validation ("val") and multi-view testing ("test").
-
-    - train: ``{"clip" uint8 (S, 3, T, H, W), "label" (S,), "index" (S,)}`` — one temporal sample
-      augmented ``S = data.num_sample`` times independently (random resized crop, flip,
-      RandAugment, random erasing); batch with :func:`collate_repeated` to get (B*S, ...).
-    - val: ``{"clip" (3, T, H, W), "label", "index"}`` — the centred clip, centre crop.
-    - test: one item per view, ``len = videos x test_clips x test_crops``:
-      ``{"clip", "label", "index" (the video), "view"}`` with ``view = clip * test_crops + crop``.
-
-    val and test items also hold ``ok`` (bool) and ``reason`` (str, empty when ok): a video that
-    cannot give the clip is not replaced but comes back with ``ok=False``, the reason and a
-    blank clip of the usual shape (so it batches), for the evaluation to exclude it.
-    ``list_from`` (train, val, test) reads another list than the mode's (the linear probe encodes
-    the train videos with the validation transform).
-    """
+    """Labelled clips for "train", "val" and "test" (one item per view; bad videos blank, never replaced)."""
 
     def __init__(
         self,

@@ -1,13 +1,4 @@
-"""Decoded videos kept in memory (``data.cache_mb``), for small datasets read many times.
-
-Decoding is most of a data-loader item's cost on small videos (opening the container, decoding,
-converting YUV to RGB): a pre-training item of the demo's dataset with offline trajectories takes
-7.0 ms from the file and 0.65 ms from memory (docs/data.md). A dataset read for many epochs or
-views (the demo; a multi-view test) can decode each video once and keep its frames. The cache
-lives in one process: each data-loader worker fills its own (persistent workers keep theirs
-across epochs), so the memory used is up to ``workers x cache_mb``. Videos that would overflow
-the budget are not cached and are decoded per item as usual.
-"""
+"""Decoded videos kept in memory per process (``data.cache_mb``; docs/data.md)."""
 
 from __future__ import annotations
 
@@ -29,8 +20,7 @@ class FrameCache:
         return self.used + nbytes <= self.budget
 
     def put(self, key: str, frames: np.ndarray) -> None:
-        """Keep ``frames`` (the caller checked :meth:`has_room`); read-only, so that no item can
-        change what later items read."""
+        """Keep ``frames`` (the caller checked :meth:`has_room`), read-only so no item changes them."""
         frames.setflags(write=False)
         self._videos[key] = frames
         self.used += frames.nbytes

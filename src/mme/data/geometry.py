@@ -1,18 +1,4 @@
-"""The spatial augmentation of one sample, as one object applied to frames AND trajectories.
-
-A :class:`Geometry` is a crop box in source pixels, an output size and a horizontal flip. The
-same object resizes the clip's frames, the dense frames the online trajectories are tracked on,
-and (offline) the stored trajectory field, so the three can never disagree.
-
-Pixel convention: pixel ``i`` has its centre at coordinate ``i``; resizing a crop of ``w`` source
-pixels to ``W`` output pixels maps output ``u`` to source ``x0 - 0.5 + (u + 0.5) * w / W`` (as
-``cv2.resize`` and ``torch.nn.functional.interpolate(align_corners=False)``); a flip maps ``u`` to
-``W - 1 - u``. Displacements scale by ``W / w`` in x and ``H / h`` in y, and a flip negates dx.
-
-The box samplers follow the reference recipes: :func:`multi_scale_crop` (pre-training,
-GroupMultiScaleCrop of TSN/VideoMAE), :func:`random_resized_crop` (fine-tuning) and
-:func:`short_side_crop` (validation and the test crops along the long side).
-"""
+"""One spatial augmentation per sample, applied to frames AND trajectories (docs/data.md, "Geometry")."""
 
 from __future__ import annotations
 
@@ -70,17 +56,7 @@ class Geometry:
         out_stride: int = 8,
         source_scale: tuple[float, float] = (1.0, 1.0),
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """A stored trajectory field → the trajectories of this sample's network-input grid.
-
-        ``disp`` (S, L, Gh, Gw, 2) / ``valid`` (S, L, Gh, Gw): trajectories seeded at the centres
-        of the ``source_stride`` cells of the stored frames, in stored pixels; ``source_scale`` is
-        stored pixels per source pixel (< 1 when the extraction shrank the frames). The output
-        grid's seeds are mapped back into the stored field and its trajectories interpolated
-        bilinearly, displacements rescaled to output pixels (negated in x when flipped); a point
-        is valid while the four stored trajectories it comes from are and it stays inside the
-        output frame (:func:`mme.motion.resample_trajectories`, which does the arithmetic).
-        Returns torch float32 (S, L, H/out_stride, W/out_stride, 2) and bool (S, L, ., .).
-        """
+        """A stored trajectory field -> torch ``disp`` (S, L, H/out_stride, W/out_stride, 2), ``valid``."""
         from mme.motion import resample_trajectories
 
         kx, ky = source_scale
@@ -95,12 +71,7 @@ class Geometry:
 
 
 def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize uint8 (N, H, W, 3) frames to ``size = (W, H)``, bilinear.
-
-    OpenCV's bilinear resize is the fastest here (measured in benchmarks/data.py) and exact for
-    upscaling and mild downscaling; shrinking below half size would alias with it, so that case
-    uses torch's antialiased bilinear resize on the uint8 clip (channels-last, fast path).
-    """
+    """Resize uint8 (N, H, W, 3) to ``size = (W, H)``: OpenCV bilinear, torch antialiased below half size."""
     out_w, out_h = size
     count, height, width = frames.shape[:3]
     if (width, height) == (out_w, out_h):
@@ -136,14 +107,7 @@ def multi_scale_crop(
     more_fix_crop: bool = True,
     flip: bool = False,
 ) -> Geometry:
-    """The pre-training crop (GroupMultiScaleCrop): a box of short-side fractions, then resize.
-
-    Crop sides are ``int(short * scale)`` for each scale, a side within 3 px of ``out_size``
-    snapping to it; width and height take scale indices at most ``max_distort`` apart (so the
-    box may be non-square and is stretched by the resize). The box sits at one of the fixed
-    positions (corners, centre, and with ``more_fix_crop`` the edge centres and quarter points),
-    or anywhere when ``fix_crop`` is false. ``flip`` flips with probability 1/2.
-    """
+    """The pre-training crop (GroupMultiScaleCrop of TSN/VideoMAE; docs/data.md)."""
     short = min(height, width)
     sides = [int(short * scale) for scale in scales]
     sides = [out_size if abs(side - out_size) < 3 else side for side in sides]
@@ -167,12 +131,7 @@ def random_resized_crop(
     flip: bool = True,
     attempts: int = 10,
 ) -> Geometry:
-    """The fine-tuning crop: a random box of ``area`` fraction and ``aspect`` (w/h), then resize.
-
-    As torchvision's RandomResizedCrop: up to ``attempts`` draws (area uniform, aspect
-    log-uniform); if none fits, the largest centred box with the aspect clamped to the range.
-    ``flip`` flips with probability 1/2.
-    """
+    """The fine-tuning crop, as torchvision's RandomResizedCrop; flip with probability 1/2."""
     total = height * width
     log_low, log_high = math.log(aspect[0]), math.log(aspect[1])
     for _ in range(attempts):
@@ -203,12 +162,7 @@ def short_side_crop(
     crop: int = 0,
     num_crops: int = 1,
 ) -> Geometry:
-    """Resize the short side to ``short_side_size`` and take crop ``crop`` of ``num_crops`` squares
-    of ``out_size`` spread evenly along the long side (left/centre/right for a landscape video,
-    top/centre/bottom for a portrait one); one crop is the centred one. Deterministic.
-
-    Expressed as a box in source pixels: a square of ``short * out_size / short_side_size``.
-    """
+    """Crop ``crop`` of ``num_crops`` squares along the long side after resizing the short side."""
     short_side_size = short_side_size or out_size
     short, long = min(height, width), max(height, width)
     side = max(1, min(short, round(short * out_size / short_side_size)))

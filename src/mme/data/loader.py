@@ -1,17 +1,4 @@
-"""Feeding datasets to the jobs: samplers, seeded datasets, loaders built from the run configs.
-
-Every loader wraps its dataset in :class:`SeededDataset` and feeds it ``(index, seed)`` pairs
-from our samplers, so each clip's augmentation depends only on the run seed and its place in the
-epoch: the same with 0 or 8 workers, 1 or N processes, and after a resume. Loaders own a private
-``torch.Generator`` so creating them never consumes the training process's RNG. Bad videos are
-recorded under ``<output_dir>/bad_videos/`` (shared by workers and ranks, see
-:mod:`mme.data.bad_videos`). A user error raised in a worker reaches the main process as raised,
-not as torch's wrapped traceback (:mod:`mme.data.worker_errors`).
-
-The samplers are written here rather than taken from ``torch.utils.data`` because training
-needs repeated augmentation and an exact mid-epoch resume, and evaluation needs shards without
-padding duplicates (so N ranks reproduce the single-process metrics exactly).
-"""
+"""Samplers, per-sample seeds and loaders: a clip depends only on the run seed and its epoch position."""
 
 from __future__ import annotations
 
@@ -37,29 +24,13 @@ class Placement(Protocol):
 
 
 def sample_seed(seed: int, epoch: int, position: int) -> int:
-    """A 63-bit seed for the sample at ``position`` of ``epoch``'s global order.
-
-    Augmentation randomness keyed on the position (not on a worker's RNG stream) makes a run
-    independent of the number of loader workers and of where it was resumed.
-    """
+    """A 63-bit seed for the sample at ``position`` of ``epoch``'s global order."""
     generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 1_000_003 + position)
     return int(torch.randint(0, 2**63 - 1, (1,), generator=generator).item())
 
 
 class TrainSampler(torch.utils.data.Sampler):
-    """Shuffled, rank-sharded training order with repeated augmentation and mid-epoch resume.
-
-    Each epoch draws one permutation of the dataset from ``(seed, epoch)``, repeats every index
-    ``num_repeats`` times consecutively, pads (by wrapping) to a multiple of
-    ``world_size x batch_size`` when ``drop_last`` is false (or truncates to it when true), and
-    deals the stream round-robin: rank ``r`` takes positions ``r, r + W, ...``, so the repeats of
-    one video land on different ranks, each with its own augmentation (RASampler of DeiT).
-    The sampler yields ``(index, sample_seed)`` pairs; wrap the dataset in :class:`SeededDataset`.
-
-    ``start(epoch, skip)`` positions it after the first ``skip`` samples of this rank in
-    ``epoch`` (what a checkpoint recorded as consumed), which is how a resumed run continues
-    with exactly the samples an uninterrupted run would have seen.
-    """
+    """Shuffled, rank-sharded order with repeated augmentation and mid-epoch resume (docs/training.md)."""
 
     def __init__(
         self,
@@ -127,11 +98,7 @@ class TrainSampler(torch.utils.data.Sampler):
 
 
 class ShardSampler(torch.utils.data.Sampler):
-    """Evaluation order: rank ``r`` takes indices ``r, r + W, ...`` in dataset order, no padding.
-
-    Ranks may get one sample less than others; nothing is duplicated, so gathering the shards
-    gives every sample exactly once. Yields ``(index, sample_seed)`` like :class:`TrainSampler`.
-    """
+    """Evaluation order: rank ``r`` takes ``r, r + W, ...``, no padding; shards gather to each item once."""
 
     def __init__(self, dataset_size: int, world_size: int = 1, rank: int = 0, seed: int = 0) -> None:
         self.indices = range(rank, dataset_size, world_size)
@@ -146,16 +113,7 @@ class ShardSampler(torch.utils.data.Sampler):
 
 
 class SeededDataset(torch.utils.data.Dataset):
-    """Seeds Python's, NumPy's and torch's global RNGs from the sampler's per-sample seed.
-
-    The datasets draw their augmentation from these global generators; re-seeding them per
-    sample ties every clip's randomness to its place in the epoch (see :func:`sample_seed`).
-    In the main process (``workers=0``) the generators are restored afterwards, so the training
-    step's own randomness (drop-path, mixup) keeps its stream. ``tag_items=True`` adds the item's
-    index as ``"item"`` to each (dict) sample, for evaluation to know which view it scored.
-    In a worker, a user error is returned as a :class:`~mme.data.worker_errors.WorkerError`
-    item, which the loader of :func:`make_loader` raises in the main process.
-    """
+    """Seeds the global RNGs per sample (restored after in the main process); worker errors become items."""
 
     def __init__(self, dataset: torch.utils.data.Dataset, tag_items: bool = False) -> None:
         self.dataset = dataset
@@ -251,8 +209,7 @@ def pretrain_loader(config: Any, env: Placement) -> tuple[Any, torch.utils.data.
 
 
 def classification_dataset(config: Any, mode: str, list_from: str | None = None) -> Any:
-    """``mode`` train / val / test of ``data``; ``list_from`` (train / val / test) reads another
-    list than the mode's (the probe encodes the train videos with the validation transform)."""
+    """``mode`` train / val / test of ``data``; ``list_from`` reads another mode's list (the probe)."""
     from mme.data.datasets import VideoClassificationDataset
 
     return VideoClassificationDataset(
@@ -263,8 +220,7 @@ def classification_dataset(config: Any, mode: str, list_from: str | None = None)
 def finetune_loader(
     config: Any, env: Placement, dataset: Any
 ) -> tuple[torch.utils.data.DataLoader, TrainSampler]:
-    """Training loader: each item holds ``data.num_sample`` augmented clips of one video, flattened
-    into the batch by ``collate_repeated`` (so a batch has per_gpu x num_sample clips)."""
+    """Training loader; ``collate_repeated`` flattens ``num_sample`` clips per video into the batch."""
     from mme.data.datasets import collate_repeated
 
     sampler = train_sampler(config, env, len(dataset))

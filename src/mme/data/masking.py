@@ -1,14 +1,4 @@
-"""Which tokens are masked (docs/method.md §1): ``bool (N,)``, True = masked, token order of the contract.
-
-Token ``n = (k * Hp + i) * Wp + j`` for temporal position k, patch row i, column j. Every mask of
-a generator hides exactly the same number of tokens, so a batch's masked tokens reshape to
-``(B, M, C)`` (the contract).
-
-- ``tube``: one random spatial mask of ``round(ratio * Hp*Wp)`` patches, repeated over all Tp
-  temporal positions (the masked region is a tube through time, so motion cannot be read off a
-  neighbouring frame of the same patch).
-- ``random``: ``round(ratio * N)`` tokens anywhere.
-"""
+"""Which tokens are masked (docs/method.md §1): ``bool (N,)``, True = masked, same count per mask."""
 
 from __future__ import annotations
 

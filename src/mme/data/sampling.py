@@ -1,26 +1,4 @@
-"""Which raw frames a clip is made of.
-
-A clip is T frame indices into the video. For MME pre-training each tubelet k (sampled frames
-2k, 2k+1) also needs the *dense* raw frames ``r_k, r_k+1, ..., r_k+L`` (``r_k`` = raw index of
-sampled frame 2k) along which its trajectories are tracked (docs/method.md §4.1): the input is sparse,
-the motion target temporally dense.
-
-Two ways to place the T frames:
-
-- **stride** (K400, UCF101, HMDB51): ``start + i*s``. The span a clip needs is
-  ``max((T-1)*s, (T-tubelet)*s + L) + 1`` raw frames, so the last tubelet's trajectories stay
-  inside the video too; training draws ``start`` uniformly among the spans that fit, testing
-  spreads ``num_clips`` clips evenly from the first to the last possible start.
-- **segment** (SSV2, TSN-style): the video is cut into T equal segments and one frame is taken
-  in each: a uniformly random one in training, for test view c of n the one at fraction
-  ``(c + 0.5) / n`` of the segment (the middle for a single view).
-
-Short videos (stride sampling), by the configured policy: ``reduce_stride`` (default) uses the
-largest stride < s whose span fits (real motion at a finer time step), and falls back to
-``clamp`` when even stride 1 does not fit; ``clamp`` takes ``i*s`` from frame 0 and repeats the
-last frame for indices past the end; ``loop`` wraps indices around the video. Dense indices past
-the end are clamped to the last frame (segment sampling, ``clamp``) or wrapped (``loop``).
-"""
+"""Which raw frames a clip is made of, input and dense (docs/data.md, "Clip sampling")."""
 
 from __future__ import annotations
 
@@ -77,10 +55,7 @@ def stride_clip(
     short_video: str = "reduce_stride",
     start: int | None = None,
 ) -> ClipIndices:
-    """T frames ``stride`` apart, from ``start`` (random with ``rng``, else the centred start).
-
-    ``steps`` > 0 adds the dense indices ``r_k .. r_k+steps`` of each tubelet.
-    """
+    """T frames ``stride`` apart from a random (``rng``) or centred start; ``steps`` > 0 adds dense ones."""
     if video_frames < 1:
         raise ValueError(f"a video needs at least one frame, got {video_frames}")
     for candidate in range(stride, 0, -1) if short_video == "reduce_stride" else [stride]:
@@ -103,10 +78,7 @@ def stride_clip(
 def clip_starts(
     video_frames: int, num_frames: int, stride: int, num_clips: int, steps: int = 0
 ) -> list[int | None]:
-    """Starts of ``num_clips`` test clips evenly spaced from the first to the last possible one.
-
-    ``None`` entries mean the video is shorter than a clip (the short-video policy applies).
-    """
+    """Starts of ``num_clips`` evenly spaced test clips; None where the video is shorter than a clip."""
     span = clip_span(num_frames, stride, steps)
     if span > video_frames:
         return [None] * num_clips

@@ -1,19 +1,4 @@
-"""Photometric augmentation and batch transforms.
-
-Per sample (in loader workers), on whole clips ``uint8 (T, H, W, 3)`` at once, each op applied
-identically to every frame of the clip (one random draw per clip):
-
-- :class:`RandAugment` — timm's RandAugment (``rand-m7-n4-mstd0.5-inc1`` for fine-tuning), its
-  fifteen ops written here on uint8 arrays with OpenCV (no PIL, no torchvision/timm, which do
-  not work on this stack; OpenCV's vectorised calls are 10-100x faster than NumPy for these);
-  data-dependent ops (autocontrast, equalize, contrast) use each frame's own statistics, as the
-  image op applied to every frame of the clip does in the reference.
-- :func:`random_erase` — timm's RandomErasing in 'pixel' mode, one box per clip (the same box on
-  every frame), filled with noise that is standard normal *after* normalisation.
-
-Per batch (on the training device): :func:`normalize_clip` (uint8 → ImageNet-normalised float)
-and :class:`Mixup` (mixup / cutmix with label smoothing, timm's 'batch' mode).
-"""
+"""Photometric augmentation per clip (OpenCV on uint8; docs/data.md) and batch transforms."""
 
 from __future__ import annotations
 
@@ -58,14 +43,7 @@ def smooth_one_hot(labels: torch.Tensor, num_classes: int, smoothing: float = 0.
 
 
 class Mixup:
-    """Mixup / CutMix over a batch with label smoothing (timm's ``Mixup`` in 'batch' mode).
-
-    One mixing coefficient per batch: with probability ``prob`` the batch is mixed with its
-    reverse (sample i with sample B-1-i), by cutmix with probability ``switch_prob`` when both
-    are enabled (lam ~ Beta(cutmix_alpha), one box on all frames, lam corrected to the box's
-    area), else by mixup (lam ~ Beta(mixup_alpha), a blend). Targets are the same blend of
-    smoothed one-hot labels. Works on the device; the random draws come from ``seed``.
-    """
+    """Mixup / CutMix over a batch with label smoothing (timm's ``Mixup``, 'batch' mode; docs/data.md)."""
 
     def __init__(
         self,
@@ -87,7 +65,6 @@ class Mixup:
 
     @classmethod
     def from_config(cls, num_classes: int, config: object, seed: int = 0) -> Mixup:
-        """Build from a :class:`mme.data.config.MixupConfig`."""
         return cls(
             num_classes,
             mixup_alpha=config.mixup_alpha,  # type: ignore[attr-defined]
@@ -143,11 +120,7 @@ def random_erase(
     aspect: tuple[float, float] = (0.3, 1 / 0.3),
     attempts: int = 10,
 ) -> np.ndarray:
-    """With probability ``prob``, fill one random box (the same on every frame) with pixel noise.
-
-    The noise is N(0, 1) in normalised space (timm's 'pixel' mode), written as the uint8 values
-    that normalise to it, so the clip stays uint8 until the device. Works in place; returns it.
-    """
+    """With ``prob``, fill one box (same on every frame) with uint8 that normalises to N(0, 1); in place."""
     if rng.random() >= prob:
         return frames
     count, height, width = frames.shape[:3]
@@ -250,9 +223,7 @@ def _flat(frames: np.ndarray) -> np.ndarray:
 def _blend(
     frame: np.ndarray, degenerate: np.ndarray | None, factor: float, constant: float = 0.0
 ) -> np.ndarray:
-    """``degenerate + factor * (frame - degenerate)`` rounded and saturated to uint8 (PIL's
-    Image.blend; OpenCV rounds where PIL truncates, so values may differ by one level).
-    ``degenerate`` None stands for the constant image ``constant``."""
+    """``degenerate + factor * (frame - degenerate)`` in uint8 (PIL's blend within one level)."""
     if degenerate is None:
         return cv2.addWeighted(frame, factor, frame, 0.0, constant * (1.0 - factor))
     return cv2.addWeighted(frame, factor, degenerate, 1.0 - factor, 0.0)
@@ -295,9 +266,7 @@ def sharpness(frames: np.ndarray, factor: float) -> np.ndarray:
 
 
 def affine(frames: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Warp every frame by the inverse map ``matrix`` (output pixel → input pixel, pixel centres
-    at integer coordinates), outside filled with grey 128 (timm's fill). Bilinear: the reference
-    uses bicubic, which costs 3x more here for no difference that matters to an augmentation."""
+    """Warp frames by the inverse ``matrix`` (out -> in), grey 128 fill; bilinear (bicubic costs 3x)."""
     height, width = frames.shape[1:3]
     out = np.empty_like(frames)
     for t in range(len(frames)):
@@ -314,8 +283,7 @@ def affine(frames: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 
 def _pil_affine(frames: np.ndarray, a: float, b: float, c: float, d: float, e: float, f: float) -> np.ndarray:
-    """PIL's ``Image.transform(AFFINE, (a, b, c, d, e, f))``: its coordinates put pixel centres at
-    ``i + 0.5``; rewritten for centres at ``i``, the map gains ``(a + b - 1) / 2`` and ``(d + e - 1) / 2``."""
+    """PIL's ``Image.transform(AFFINE, ...)``, rewritten from PIL's pixel centres at ``i + 0.5`` to ``i``."""
     matrix = np.asarray([[a, b, c + (a + b - 1) / 2], [d, e, f + (d + e - 1) / 2]], np.float64)
     return affine(frames, matrix)
 
@@ -401,8 +369,7 @@ INCREASING_OPS += ["ContrastIncreasing", "BrightnessIncreasing", "SharpnessIncre
 
 @dataclass(frozen=True)
 class RandAugment:
-    """timm's RandAugment on whole clips: ``num_ops`` ops drawn with replacement, each applied
-    with probability ``prob`` at magnitude ~ N(magnitude, magnitude_std) clipped to [0, 10]."""
+    """timm's RandAugment on whole clips: ``num_ops`` ops, each with ``prob`` at magnitude ~ N(m, std)."""
 
     num_ops: int = 2
     magnitude: float = 10.0

@@ -1,14 +1,8 @@
 """User errors raised in DataLoader workers reach the main process as they were raised.
 
-PyTorch re-raises a worker's exception in the main process as ``type(error)(text)``, ``text``
-being "Caught X in DataLoader worker process N" followed by the worker's traceback
-(``torch.utils.data._utils.ExceptionWrapper``), so ``mme`` would print dozens of lines where a
-user error deserves one. Rather than parse that private text, a user error
-(:class:`~mme.errors.MMEError`) never reaches torch's handling: the worker returns it as the item
-(:func:`capture`), :class:`PassWorkerErrors` hands it on in place of the batch, and
-:class:`UnwrappingLoader` raises the original exception in the main process, with the worker's
-traceback chained as its cause (shown under ``MME_DEBUG``, like ``concurrent.futures`` does).
-Any other exception is a bug and keeps torch's handling and its traceback.
+Torch re-raises a worker's error with its traceback folded into the message; instead the worker
+returns a :class:`~mme.errors.MMEError` as the item and :class:`UnwrappingLoader` raises it
+(worker traceback chained as the cause). Any other exception keeps torch's handling.
 """
 
 from __future__ import annotations

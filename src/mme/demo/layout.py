@@ -5,7 +5,7 @@
     OUT/demo.json                    the settings of this demo folder (a rerun must match them)
     OUT/demo.log, demo.jsonl         the demo's own log (stage headers, timings)
     OUT/demo.lock                    held while a demo runs (a second one in OUT is refused)
-    OUT/data/                        the synthetic dataset (mme synth)
+    OUT/data/, OUT/traj/             the synthetic dataset (mme synth), its trajectories (mme extract)
     OUT/pretrain/<method>/           mme pretrain runs (mme, pixel); pretrain/none/model = random init
     OUT/finetune/<method>/           mme finetune runs; eval/eval.json = the multi-view test
     OUT/probe/<method>/              mme probe runs (linear probe of the frozen encoder)
@@ -17,24 +17,27 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mme.demo.settings import Method
 
 
-@dataclass(frozen=True)
+@dataclass
 class DemoLayout:
     out: Path
+    state: Path = field(init=False)
+    data: Path = field(init=False)
+    traj: Path = field(init=False)
+    figures: Path = field(init=False)
+    results: Path = field(init=False)
+    table: Path = field(init=False)
 
-    @property
-    def state(self) -> Path:
-        return self.out / "demo.json"
-
-    @property
-    def data(self) -> Path:
-        return self.out / "data"
+    def __post_init__(self) -> None:
+        self.state = self.out / "demo.json"
+        self.data, self.traj, self.figures = self.out / "data", self.out / "traj", self.out / "figures"
+        self.results, self.table = self.out / "results.json", self.out / "results.md"
 
     def pretrain(self, method: Method) -> Path:
         return self.out / "pretrain" / method.key
@@ -55,18 +58,6 @@ class DemoLayout:
     def probe_eval(self, method: Method) -> Path:
         return self.out / "probe_eval" / method.key
 
-    @property
-    def figures(self) -> Path:
-        return self.out / "figures"
-
-    @property
-    def results(self) -> Path:
-        return self.out / "results.json"
-
-    @property
-    def table(self) -> Path:
-        return self.out / "results.md"
-
 
 def read_json(path: Path) -> Any | None:
     """The parsed JSON file, or None when it is missing or not valid JSON (a stage to redo)."""
@@ -77,11 +68,8 @@ def read_json(path: Path) -> Any | None:
 
 
 def model_intact(folder: Path) -> bool:
-    """An mme model folder whose config parses and whose weights file is complete.
-
-    ``safe_open`` reads the safetensors header and checks that every tensor's byte range lies
-    inside the file, so a truncated file is caught without loading the weights.
-    """
+    """An mme model folder whose config parses and whose weights file is complete (``safe_open``
+    checks every tensor's byte range against the file size without loading the weights)."""
     from safetensors import SafetensorError, safe_open
 
     config = read_json(folder / "config.json")

@@ -1,10 +1,5 @@
-"""The demo's results: numbers read back from the jobs' own files, the table, the figures.
-
-Every accuracy in ``results.json`` and in the table is read from an ``eval.json`` written by the
-jobs (``mme finetune``'s multi-view test, ``mme eval`` of each linear probe), next to the path
-it came from; pre-training time is the span of each ``mme pretrain`` run in its ``pretrain.jsonl``
-(summed over the pieces of an interrupted and resumed run).
-"""
+"""The demo's results, read back from the jobs' own files (each accuracy beside the eval.json it
+came from), the table and the figures."""
 
 from __future__ import annotations
 
@@ -15,7 +10,6 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from mme.demo.figures import accuracy_figure, finetune_figure, pretrain_loss_figure
 from mme.demo.layout import DemoLayout, read_json
 from mme.demo.settings import FIGURE_CLASSES, METHODS, DemoSettings, Method
 from mme.errors import DataError
@@ -28,32 +22,24 @@ RESULTS_FORMAT = "mme-demo-results-1"
 def job_seconds(jsonl: Path) -> float:
     """Wall time of a job from its JSON-lines log: from each ``start`` event to the last event
     before the next one (a resumed run has several), summed."""
-    times: list[tuple[str, float]] = []
+    total, begin, last = 0.0, None, 0.0
     for number, line in enumerate(jsonl.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                record = json.loads(line)
-            except ValueError as error:
-                raise DataError(f"{jsonl}:{number} is not a JSON line: {error}") from None
-            times.append((record.get("kind", ""), float(record["time"])))
-    total, begin, last = 0.0, None, None
-    for kind, moment in times:
-        if kind == "start":
-            if begin is not None and last is not None:
-                total += last - begin
-            begin = moment
-        last = moment
-    if begin is not None and last is not None:
-        total += last - begin
-    return total
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as error:
+            raise DataError(f"{jsonl}:{number} is not a JSON line: {error}") from None
+        if record.get("kind") == "start":
+            total += 0.0 if begin is None else last - begin
+            begin = float(record["time"])
+        last = float(record["time"])
+    return total if begin is None else total + last - begin
 
 
 def wilson_interval(percent: float, count: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval (in %) of an accuracy measured on ``count`` videos.
-
-    The demo's test split is small (40 videos in the full preset: one video = 2.5 points), so
-    the table shows how far each accuracy could move by chance alone.
-    """
+    """95% Wilson score interval (in %) of an accuracy on ``count`` videos: the demo's test split
+    is small (40 videos in the full preset: one video = 2.5 points)."""
     if count <= 0:
         return 0.0, 100.0
     p = percent / 100.0
@@ -62,7 +48,8 @@ def wilson_interval(percent: float, count: int, z: float = 1.96) -> tuple[float,
     return round(100 * max(0.0, centre - half), 1), round(100 * min(1.0, centre + half), 1)
 
 
-def _eval_numbers(path: Path) -> dict[str, Any]:
+def _eval_numbers(path: Path, run: Path, summary_key: str) -> dict[str, Any]:
+    """The numbers of an eval.json, and one from the summary of the ``run`` it tests."""
     data = read_json(path)
     if not isinstance(data, dict) or "top1" not in data:
         raise DataError(f"{path} holds no top-1 accuracy: the evaluation that writes it has not finished")
@@ -70,60 +57,52 @@ def _eval_numbers(path: Path) -> dict[str, Any]:
     numbers = {"eval_file": str(path), **{key: data[key] for key in keep if key in data}}
     if "videos" in data:
         numbers["top1_interval95"] = list(wilson_interval(float(data["top1"]), int(data["videos"])))
-    return numbers
+    numbers[summary_key] = (read_json(run / "summary.json") or {}).get(summary_key)
+    return {**numbers, "run": str(run)}
 
 
 def method_results(layout: DemoLayout, method: Method) -> dict[str, Any]:
     """What the jobs of one method wrote, with the paths of the files read."""
-    entry: dict[str, Any] = {"label": method.label, "targets": list(method.predict)}
+    pretrain = None
     if method.pretrains:
         run = layout.pretrain(method)
         summary = read_json(run / "summary.json") or {}
-        entry["pretrain"] = {
+        pretrain = {
             "run": str(run),
             "seconds": round(job_seconds(run / "pretrain.jsonl"), 2),
             "steps": summary.get("steps"),
             "final_losses": summary.get("final"),
             "summary_file": str(run / "summary.json"),
         }
-    else:
-        entry["pretrain"] = None
-    finetune = read_json(layout.finetune(method) / "summary.json") or {}
-    entry["finetune"] = {
-        **_eval_numbers(layout.finetune_eval(method)),
-        "best_val_top1": finetune.get("best_val_top1"),
-        "run": str(layout.finetune(method)),
+    return {
+        "label": method.label,
+        "targets": list(method.predict),
+        "pretrain": pretrain,
+        "finetune": _eval_numbers(layout.finetune_eval(method), layout.finetune(method), "best_val_top1"),
+        "linear_probe": _eval_numbers(
+            layout.probe_eval(method) / "eval.json", layout.probe(method), "val_top1"
+        ),
     }
-    probe = read_json(layout.probe(method) / "summary.json") or {}
-    entry["linear_probe"] = {
-        **_eval_numbers(layout.probe_eval(method) / "eval.json"),
-        "val_top1": probe.get("val_top1"),
-        "run": str(layout.probe(method)),
-    }
-    return entry
 
 
 def results_table(results: dict[str, Any]) -> str:
     """The summary table (Markdown, readable as plain text)."""
-    dataset = results["dataset"]
     lines = [
         "| method | fine-tune top-1 (%) | linear-probe top-1 (%) | pre-train time |",
         "|---|---:|---:|---:|",
     ]
     for entry in results["methods"].values():
-        pretrain = entry["pretrain"]
-        time_text = "—" if pretrain is None else format_duration(pretrain["seconds"])
-        lines.append(
-            f"| {entry['label']} | {_accuracy_text(entry['finetune'])} | "
-            f"{_accuracy_text(entry['linear_probe'])} | {time_text} |"
-        )
-    views = results["settings"]["test_clips"] * results["settings"]["test_crops"]
-    lines.append("")
+        time_text = "—" if entry["pretrain"] is None else format_duration(entry["pretrain"]["seconds"])
+        accuracies = [entry["finetune"], entry["linear_probe"]]
+        lines.append(f"| {entry['label']} | {' | '.join(map(_accuracy_text, accuracies))} | {time_text} |")
+    dataset, views = (
+        results["dataset"],
+        next(iter(results["methods"].values()))["finetune"]["views_per_video"],
+    )
     lines.append(
-        f"{dataset['classes']} motion classes (chance {dataset['chance_top1']:.1f}%), "
-        f"{dataset['splits']['test']} test videos x {views} views; "
-        f"preset {results['preset']}, seed {results['seed']}. In brackets: 95% interval "
-        "(Wilson) of each accuracy on this many test videos."
+        f"\n{dataset['classes']} motion classes (chance {dataset['chance_top1']:.1f}%), "
+        f"{dataset['splits']['test']} test videos x {views} views; preset {results['preset']}, seed "
+        f"{results['seed']}. In brackets: 95% interval (Wilson) of each accuracy on this many test videos."
     )
     return "\n".join(lines)
 
@@ -135,35 +114,26 @@ def _accuracy_text(numbers: dict[str, Any]) -> str:
 
 
 def target_floors(settings: DemoSettings, layout: DemoLayout, log: RunLog) -> dict[str, Any]:
-    """The context-free floor of every target (mme.demo.floors), on the data and config of the
-    MME pre-training run, with each run's final loss beside it in the log."""
-    from mme.demo.floors import measure_floors
+    """The context-free floor of every target (mme.eval.target_floors) on the data and config of
+    the MME pre-training run, logged beside each run's final loss."""
+    from mme.eval.target_floors import measure_floors
     from mme.train.run_config import PretrainConfig, load_run_config
 
     run = layout.pretrain(next(m for m in METHODS if m.needs_trajectories))
     config = load_run_config(PretrainConfig, run / "config.yaml")
-    measured = measure_floors(config, settings.floor_samples, settings.pretrain_batch)
-    for method in METHODS:
-        if not method.pretrains:
-            continue
+    measured = measure_floors(config, settings.floor_samples, config.batch.per_gpu)
+    for method in (m for m in METHODS if m.pretrains):
         final = (read_json(layout.pretrain(method) / "summary.json") or {}).get("final") or {}
         for target in method.predict:
-            floor = measured["floors"][target]["dataset_mean"]
             ended = final.get(f"loss_{target}", final.get("loss"))
-            ended_text = "?" if ended is None else f"{ended:.4g}"
-            log.info(
-                "%s pre-training: %s loss ended at %s; its context-free floor is %.4g",
-                method.key,
-                target,
-                ended_text,
-                floor,
-            )
+            floor = measured["floors"][target]["dataset_mean"]
+            message = "%s pre-training: %s loss ended at %s; its context-free floor is %.4g"
+            log.info(message, method.key, target, "?" if ended is None else f"{ended:.4g}", floor)
     return measured
 
 
 def _figure_video(layout: DemoLayout) -> Path:
-    """A test video for the trajectory picture: one of a class whose motion varies inside a patch
-    (rotation, zoom), else the first test video."""
+    """A test video of a class whose motion varies inside a patch (rotation, zoom), else the first."""
     from mme.io.lists import read_list
 
     entries = read_list(layout.data / "test.csv")
@@ -180,10 +150,10 @@ def machine() -> dict[str, Any]:
 
     cpu = platform.processor() or platform.machine()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        names = [
+            line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")
+        ]
+        cpu = names[0].split(":", 1)[1].strip() if names else cpu
     except OSError:
         pass
     return {
@@ -197,59 +167,48 @@ def machine() -> dict[str, Any]:
 def write_report(
     settings: DemoSettings,
     layout: DemoLayout,
-    stages: list[Any],
+    commands: dict[str, str],
     timings: list[dict[str, Any]],
     wall_seconds: float,
     load_average: tuple[list[float] | None, list[float] | None],
     log: RunLog,
 ) -> dict[str, Any]:
     """Figures, ``results.json`` and ``results.md``; prints the table. Returns the results."""
-    from mme.demo.trajectories import trajectory_figure
+    from mme.visualize.figures import accuracy_figure, finetune_figure, pretrain_loss_figure
+    from mme.visualize.trajectories import trajectory_figure
 
     description = read_json(layout.data / "dataset.json") or {}
     classes = len(description.get("classes", [])) or settings.synth_config().classes
     chance = 100.0 / classes
     methods = {method.key: method_results(layout, method) for method in METHODS}
-
-    figures = layout.figures
-    pretrained = [m for m in METHODS if m.pretrains]
     floors = target_floors(settings, layout, log)
+    runs = [(m.key, m.label, layout.pretrain(m) / "pretrain.jsonl") for m in METHODS if m.pretrains]
+    mean_floors = {name: values["dataset_mean"] for name, values in floors["floors"].items()}
     paths = {
-        "pretrain_loss": pretrain_loss_figure(
-            [(m.key, m.label, layout.pretrain(m) / "pretrain.jsonl") for m in pretrained],
-            figures / "pretrain_loss.png",
-            {name: values["dataset_mean"] for name, values in floors["floors"].items()},
-        ),
+        "pretrain_loss": pretrain_loss_figure(runs, layout.figures / "pretrain_loss.png", mean_floors),
         "finetune": finetune_figure(
             [(m.key, m.label, layout.finetune(m) / "finetune.jsonl") for m in METHODS],
-            figures / "finetune.png",
+            layout.figures / "finetune.png",
             chance,
         ),
     }
-    views = settings.test_clips * settings.test_crops
+    kinds, views = ("finetune", "linear_probe"), methods[METHODS[0].key]["finetune"]["views_per_video"]
+    top1 = {kind: [methods[m.key][kind]["top1"] for m in METHODS] for kind in kinds}
     paths["accuracy"] = accuracy_figure(
         [(m.key, m.label) for m in METHODS],
-        [methods[m.key]["finetune"]["top1"] for m in METHODS],
-        [methods[m.key]["linear_probe"]["top1"] for m in METHODS],
-        figures / "accuracy.png",
+        top1["finetune"],
+        top1["linear_probe"],
+        layout.figures / "accuracy.png",
         chance,
-        f"{description.get('splits', {}).get('test', '?')} test videos x {views} views "
-        f"(scores averaged per video), 95% Wilson intervals; read from the eval.json files listed "
-        "in results.json.",
-        [
-            [tuple(methods[m.key][kind]["top1_interval95"]) for m in METHODS]
-            for kind in ("finetune", "linear_probe")
-        ],
+        f"{description.get('splits', {}).get('test', '?')} test videos x {views} views (scores averaged "
+        "per video), 95% Wilson intervals; read from the eval.json files listed in results.json.",
+        [[tuple(methods[m.key][kind]["top1_interval95"]) for m in METHODS] for kind in kinds],
     )
-    mme_method = next(m for m in METHODS if m.needs_trajectories)
-    video = _figure_video(layout)
-    picture = trajectory_figure(
-        layout.encoder(mme_method), video, figures / "trajectories.png", seed=settings.seed
-    )
+    encoder, video = layout.encoder(METHODS[0]), _figure_video(layout)
+    picture = trajectory_figure(encoder, video, layout.figures / "trajectories.png", seed=settings.seed)
     paths["trajectories"] = Path(picture["path"])
     log.info("figures: %s", ", ".join(str(p) for p in paths.values()))
 
-    commands = {stage.name: stage.command for stage in stages if stage.command}
     results: dict[str, Any] = {
         "format": RESULTS_FORMAT,
         "preset": settings.preset,
@@ -265,7 +224,7 @@ def write_report(
         "methods": methods,
         "target_floors": floors,
         "figures": {name: str(path) for name, path in paths.items()},
-        "trajectory_figure": {**picture, "video": str(video), "checkpoint": str(layout.encoder(mme_method))},
+        "trajectory_figure": {**picture, "video": str(video), "checkpoint": str(encoder)},
         "stages": timings,
         "commands": commands,
         "wall_seconds": round(wall_seconds, 2),

@@ -1,34 +1,4 @@
-"""``mme embed``: a frozen encoder's features of every video, in safetensors shards with an index.
-
-What is stored for each video (``pool``), from the last encoder block's tokens ``x`` (N, D) of
-each view (the views of ``mme eval``: ``clips x crops``, see :mod:`mme.eval.infer`):
-
-- ``mean``: ``fc_norm(x.mean(0))`` (D,), the classifier's pooled features
-  (``model.forward_features``, what the linear probe trains on); for a pre-training checkpoint,
-  whose ``fc_norm`` is new (weight 1, bias 0), each vector standardised;
-- ``cls-free``: ``x.mean(0)`` (D,), the same mean of the tokens (these ViTs have no class token)
-  without ``fc_norm``, at the encoder's own scale;
-- ``tokens``: ``x`` (N, D), the whole token grid in token order ``(k * Hp + i) * Wp + j``
-  (docs/ARCHITECTURE.md), e.g. for an attentive probe.
-
-The views of a video are averaged (float64 sums, as ``mme eval`` averages scores; for
-``tokens`` position by position); ``per_view`` keeps one row per view instead, in view order
-``clip * crops + crop``.
-
-Layout of OUT: ``embed.json`` (the settings: a rerun must match them), ``shard-00000.safetensors``
-... (shard ``k`` holds videos ``k * shard_size`` ... of the input order: tensors ``features``
-(rows, ...) float32, ``video`` (rows,) and ``view`` (rows,) int64, and in the metadata which
-rows each video has and which videos failed), ``index.json`` (every video → shard, first row,
-row count; the failed videos with their reasons) and the logs ``embed[.shard-i-of-n].{log,jsonl}``.
-
-Resumable: a shard that exists is finished (written to a temporary name and renamed), so a rerun
-skips it, and temporary files of a killed run are removed. Sharded like ``mme extract``: shard
-``k`` belongs to process ``k % num_shards`` (``--shard/--num-shards``, else torchrun's
-``RANK``/``WORLD_SIZE``, else Slurm's array variables), each on its own device
-(``cuda:LOCAL_RANK``); whichever process finds every shard done writes ``index.json``. A
-video that cannot be decoded is listed as failed (its shard is still finished; delete the shard
-to try it again) and the exit code is 1.
-"""
+"""``mme embed``: frozen-encoder features in safetensors shards with an index (docs/using.md)."""
 
 from __future__ import annotations
 
@@ -91,7 +61,7 @@ class EmbedSummary:
 
 
 def pool_forward(model: nn.Module, pool: str, precision: Precision) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``forward(normalised clips)`` giving the ``pool`` features of each clip (module docstring)."""
+    """``forward(normalised clips)`` giving the ``pool`` features of each clip (docs/using.md)."""
 
     def forward(clip: torch.Tensor) -> torch.Tensor:
         with precision.autocast():
@@ -116,11 +86,7 @@ def embed(
     num_shards: int | None = None,
     settings: dict[str, Any] | None = None,
 ) -> EmbedSummary:
-    """Embed ``videos`` (files, folders, list files) or the videos of ``list_file`` into ``out``.
-
-    ``settings``: :class:`~mme.eval.infer.ViewSettings` fields; ``clips`` and ``crops``
-    default to 1 here (the centred clip, as the probes encode). See the module docstring.
-    """
+    """Embed ``videos`` or ``list_file``'s videos into ``out`` (by default one centred clip per video)."""
     from mme.motion.extract import resolve_shard
 
     if out is None:
@@ -179,8 +145,7 @@ def embed(
 
 
 def shards_to_do(out: Path, mine: Sequence[int], log: RunLog) -> list[int]:
-    """This process's shards without a file (a file under a shard's name is complete), after
-    removing the temporary files a killed run left beside them (other processes' are theirs)."""
+    """This process's shards without a file, after removing its own stale temporary files."""
     from mme.motion.extract import remove_stale_temp_files
 
     removed = remove_stale_temp_files({shard_path(out, k) for k in mine})
@@ -371,8 +336,7 @@ def write_index_when_complete(out: Path, num_shards: int, described: dict[str, A
 
 
 def read_embeddings(folder: str | os.PathLike[str]) -> tuple[torch.Tensor, list[dict[str, Any]]]:
-    """Every stored row of a finished ``mme embed`` folder, in input order, and the index entry
-    of each video (``video``, ``path``, ``label``, and its rows: ``start``, ``rows``)."""
+    """Every row of a finished ``mme embed`` folder, in input order, and each video's index entry."""
     from safetensors.torch import load_file
 
     folder = Path(folder)

@@ -1,23 +1,4 @@
-"""Multi-view evaluation of a classifier, distributed over ranks with exact single-process results.
-
-Each rank scores its shard of views (``clips x crops`` per video; one view in validation mode):
-softmax scores in float32. Rank 0 gathers the shards, orders the views by (video, view), and
-averages the scores per video in that order, so N ranks give bit-identical metrics to one.
-Reported: top-1/top-5 of single views and of merged videos, per-class accuracy, the confusion
-matrix, and per-video predictions.
-
-A video that cannot be decoded is never replaced by another (that one's scores would count
-under its path and label): the dataset marks the view ``ok=False`` with a reason in the batch,
-so the news travels back from any loader worker and rank with the scores. A video with any
-failed view is excluded from every metric, logged, named in ``eval.json`` and marked failed in
-``predictions.jsonl``; past ``data.max_bad_fraction`` of the list the job stops with a DataError
-(on every rank).
-
-:func:`infer_videos` is the one inference path of every job that runs a model over the views of
-a list of videos: ``mme eval`` (and fine-tuning's test), ``mme predict`` (softmax scores) and
-``mme embed`` (features) differ only in the ``forward`` they pass, so the same videos give the
-same per-video numbers whichever command computed them.
-"""
+"""Multi-view evaluation with single-process results on N ranks; ``infer_videos`` serves every job."""
 
 from __future__ import annotations
 
@@ -50,12 +31,7 @@ def run_views(
     desc: str,
     dtype: torch.dtype = torch.float32,
 ) -> dict[str, Any]:
-    """This rank's views: ``forward(normalised clips)`` of those that decoded, and the others.
-
-    Returns dataset ``item`` indices (V,) and ``values`` (V, ...) on CPU of the decoded views, in
-    ``dtype`` (float32; a probe caching token grids keeps float16), and ``failed``:
-    ``(item, reason)`` of the views the dataset marked ``ok=False``.
-    """
+    """This rank's views: item indices and ``forward`` values (CPU) of those that decoded, and the failed."""
     items, values, failed = [], [], []
     with Progress(len(loader), desc, unit="batch", logger=log, disable=not env.is_main) as bar:
         for batch in loader:
@@ -83,8 +59,7 @@ def softmax_scores(model: nn.Module, precision: Precision) -> Callable[[torch.Te
 
 
 def merge_shards(shards: list[dict[str, Any]]) -> dict[str, Any]:
-    """Concatenate the ranks' views (and their failed views) in dataset order (the
-    single-process order)."""
+    """Concatenate the ranks' views (and failed views) in dataset (single-process) order."""
     failed = sorted(pair for shard in shards for pair in shard["failed"])
     shards = [shard for shard in shards if shard["item"].numel()]
     if not shards:
@@ -106,9 +81,7 @@ def failed_videos(failed: list[tuple[int, str]], views_per_video: int) -> dict[i
 def report_failures(
     failures: dict[int, str], dataset: Any, log: RunLog, desc: str, tolerate: bool = False
 ) -> str | None:
-    """Log the videos excluded from the scores; the error message when more than
-    ``data.max_bad_fraction`` of the list are (or all of it), else None. ``tolerate``: never an
-    error (``mme predict`` / ``mme embed`` name each failed video in their output instead)."""
+    """Log the excluded videos; the error message past ``data.max_bad_fraction`` (never if ``tolerate``)."""
     paths = {str(dataset.entries[video].path): reason for video, reason in failures.items()}
     for path, reason in paths.items():
         log.warning("%s: excluded from the scores, cannot be decoded: %s: %s", desc, path, reason)
@@ -134,8 +107,7 @@ def gather_views(
     tolerate: bool = False,
     dtype: torch.dtype = torch.float32,
 ) -> dict[str, Any] | None:
-    """:func:`run_views` on every rank, merged on rank 0 (None on the others). Raises DataError
-    on every rank when too many videos cannot be decoded (see :func:`report_failures`)."""
+    """:func:`run_views` on every rank, merged on rank 0 (None elsewhere); DataError on every rank."""
     shards = gather_to_main(run_views(forward, loader, env, log, desc, dtype))
     views, error = None, None
     if shards is not None:
@@ -151,8 +123,7 @@ def gather_views(
 def scored_views(
     views: dict[str, Any], num_videos: int, views_per_video: int, failures: dict[int, str]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The views of the videos without a failed view: ``(video ids scored (n,), their views'
-    values (V, ...), each view's video as a position among the scored (V,))``."""
+    """Videos without a failed view, their views' values and each view's position among them."""
     scored = torch.tensor([v for v in range(num_videos) if v not in failures], dtype=torch.long)
     position = torch.full((num_videos,), -1, dtype=torch.long)
     position[scored] = torch.arange(scored.shape[0])
@@ -163,14 +134,7 @@ def scored_views(
 
 @dataclass
 class VideoValues:
-    """Per-video results of gathered views: each video's views averaged, failed videos apart.
-
-    ``video_ids`` (n,): the videos whose every view decoded, ascending; ``values`` (n, ...): the
-    mean of each one's views (float32, summed in float64 in view order); ``view_values`` (V, ...)
-    and ``view_video`` (V,): those videos' views and each view's row in ``video_ids``;
-    ``failures``: video → the reason of its first failed view; ``views_per_video``: views listed
-    per video (clips x crops).
-    """
+    """Per-video means of gathered views (summed in float64 in view order), failed videos apart."""
 
     video_ids: torch.Tensor
     values: torch.Tensor
@@ -181,9 +145,7 @@ class VideoValues:
 
 
 def per_video(views: dict[str, Any], num_videos: int, views_per_video: int) -> VideoValues:
-    """Average gathered views per video; item ``i`` is view ``i % views_per_video`` of video
-    ``i // views_per_video`` (the layout of ``VideoClassificationDataset``). Videos with a failed
-    view are left out (listed in ``failures``)."""
+    """Average gathered views per video (item ``i`` = view ``i % views_per_video``); failed ones apart."""
     failures = failed_videos(views["failed"], views_per_video)
     scored, values, video = scored_views(views, num_videos, views_per_video, failures)
     shape = values.shape[1:]
@@ -205,8 +167,7 @@ def infer_videos(
     tolerate: bool = False,
     dtype: torch.dtype = torch.float32,
 ) -> VideoValues | None:
-    """``forward`` over every view of ``dataset`` (on every rank), averaged per video on rank 0
-    (None on the others): the inference path shared by eval, predict and embed."""
+    """``forward`` over every view of ``dataset``, averaged per video on rank 0 (None on the others)."""
     views = gather_views(forward, loader, dataset, env, log, desc, tolerate, dtype)
     return None if views is None else per_video(views, len(dataset.entries), dataset.views)
 
@@ -217,8 +178,7 @@ def summarize(views: dict[str, Any], labels: torch.Tensor, views_per_video: int)
 
 
 def summarize_videos(videos: VideoValues, labels: torch.Tensor) -> dict[str, Any]:
-    """Metrics of per-video softmax scores against ``labels`` (one per listed video). Videos with
-    a failed view are left out of every number; ``video_ids`` are the videos scored, in order."""
+    """Metrics of per-video softmax scores against ``labels``; failed videos left out of every number."""
     failures, scored = videos.failures, videos.video_ids
     scores, video, merged = videos.view_values, videos.view_video, videos.values
     labels = labels[scored]
@@ -254,8 +214,7 @@ def evaluate(
     log: RunLog,
     desc: str = "eval",
 ) -> dict[str, Any]:
-    """Score on every rank, merge on rank 0. Rank 0 returns the full result (see
-    :func:`summarize`), the other ranks the scalar metrics only."""
+    """Score on every rank, merge on rank 0: the full result there, scalar metrics elsewhere."""
     model.eval()
     return evaluate_scores(softmax_scores(model, precision), loader, dataset, env, log, desc)
 
@@ -268,8 +227,7 @@ def evaluate_scores(
     log: RunLog,
     desc: str,
 ) -> dict[str, Any]:
-    """:func:`evaluate` of any ``scores(normalised clips) -> probabilities (B, C)`` (the probes'
-    heads on a frozen encoder)."""
+    """:func:`evaluate` of any ``scores(normalised clips) -> (B, C)`` (a probe's head)."""
     videos = infer_videos(scores, loader, dataset, env, log, desc)
     result = None
     if videos is not None:
@@ -286,9 +244,7 @@ SCALARS = ("top1", "top5", "view_top1", "view_top5")
 def write_eval_files(
     result: dict[str, Any], folder: Path, entries: list[Any], class_names: list[str] | None = None
 ) -> dict[str, Any]:
-    """``eval.json`` (summary), ``predictions.jsonl`` (per video; a video that could not be
-    decoded has ``failed: true`` and the ``reason`` instead of scores) and ``confusion.csv``,
-    atomically."""
+    """``eval.json``, ``predictions.jsonl`` (failed videos with their reason) and ``confusion.csv``."""
     folder.mkdir(parents=True, exist_ok=True)
     scores, failures = result["video_scores"], result["failures"]
     top5 = scores.topk(min(5, scores.shape[1]), dim=1)
@@ -326,9 +282,7 @@ def write_eval_files(
 def dataset_class_names(
     data: Any, list_file: str | None, num_classes: int, counted: str
 ) -> tuple[list[str], Path] | None:
-    """The label names of ``data.classes_file``, else of ``classes.json`` beside ``list_file``
-    (None without either), checked against ``num_classes``; ``counted`` says where that number
-    comes from, for the error."""
+    """Label names of ``data.classes_file``, else ``classes.json`` beside the list, checked (or None)."""
     from mme.errors import ConfigError, DataError
     from mme.io.classes import find_class_names_file, read_class_names
     from mme.models.config import check_class_names

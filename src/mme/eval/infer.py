@@ -1,17 +1,4 @@
-"""What ``mme predict`` and ``mme embed`` share: the views of ``mme eval``, on videos named freely.
-
-Both run a model over the videos of the command line through
-:func:`mme.eval.evaluate.infer_videos`, on a :class:`~mme.data.datasets.VideoClassificationDataset`
-in test mode: ``clips`` clips evenly spaced in time x ``crops`` crops along the long side after
-the short side is resized, exactly the views (and the per-video average) of ``mme eval`` with
-the same data settings. The clip geometry (frames, size, patch, tubelet) is the model's.
-
-Long videos: a :class:`WindowEntry` restricts the clips of one dataset entry to a range of
-frames, sampled as if those frames were the whole video (``mme predict --window-seconds``).
-
-One process per device, no process group: ``mme predict`` runs as one process, ``mme embed``
-shards by files across processes that never talk to each other (like ``mme extract``).
-"""
+"""``mme eval``'s views for ``mme predict`` / ``mme embed``, on videos named freely (windows if long)."""
 
 from __future__ import annotations
 
@@ -48,14 +35,7 @@ def default_workers() -> int:
 
 @dataclass
 class ViewSettings:
-    """Which views of each video, and how to run the model over them.
-
-    ``clips``, ``crops``, ``stride`` and ``sampling`` are ``mme eval``'s ``data.test_clips``,
-    ``data.test_crops``, ``data.stride`` and ``data.sampling`` (same defaults);
-    ``short_side`` is ``data.short_side_size`` (None: the model's input size, as in the
-    Hugging Face export's preprocessor). ``workers`` decode videos in parallel (None: see
-    :func:`default_workers`).
-    """
+    """Which views of each video (``mme eval``'s data settings) and how to run the model over them."""
 
     clips: int = ClassificationDataConfig.test_clips
     crops: int = ClassificationDataConfig.test_crops
@@ -128,8 +108,7 @@ def data_config(model: nn.Module, settings: ViewSettings) -> ClassificationDataC
 
 
 def load_model(checkpoint: str | os.PathLike[str] | nn.Module, log: RunLog) -> nn.Module:
-    """A classifier from any checkpoint ``load_classifier`` reads (its head as stored: a
-    pre-training checkpoint gives ``num_classes=0``), or ``checkpoint`` itself when it is one."""
+    """A classifier from any checkpoint (its head as stored; pre-training: ``num_classes=0``) or as given."""
     from mme.interop import load_classifier_with_report
     from mme.models import VideoClassifier
 
@@ -151,8 +130,7 @@ class WindowEntry(VideoEntry):
 
 
 class InferenceDataset(VideoClassificationDataset):
-    """``mme eval``'s test views; the clips of a :class:`WindowEntry` come from its frames only,
-    sampled as if they were the whole video (evenly spaced clips, the short-video policy)."""
+    """``mme eval``'s test views; a :class:`WindowEntry`'s clips sampled as if it were the whole video."""
 
     def _decode(
         self, entry: VideoEntry, plan: Callable[[int], ClipIndices], minimum: int
@@ -175,8 +153,7 @@ def _within(window: WindowEntry, plan: Callable[[int], ClipIndices]) -> Callable
 
 
 def frame_windows(num_frames: int, fps: float, window_s: float, stride_s: float) -> list[tuple[int, int]]:
-    """``(start, end)`` frames of windows of ``window_s`` seconds every ``stride_s`` seconds from
-    the first frame, until one reaches the end (the last may be shorter)."""
+    """``(start, end)`` frames of ``window_s`` windows every ``stride_s`` seconds until the end."""
     size, step = max(1, round(window_s * fps)), max(1, round(stride_s * fps))
     windows, start = [], 0
     while True:

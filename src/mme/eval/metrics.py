@@ -1,8 +1,4 @@
-"""Classification metrics: top-k, multi-view merging, per-class accuracy, confusion matrix.
-
-Pure tensor functions on CPU results; the distributed part (gathering the shards) lives in
-:mod:`mme.eval.evaluate`.
-"""
+"""Classification metrics on CPU tensors: top-k, multi-view merging, per-class accuracy, confusion."""
 
 from __future__ import annotations
 
@@ -10,10 +6,7 @@ import torch
 
 
 def topk_correct(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[int, int]:
-    """Number of rows whose label is among the ``k`` highest scores, for each ``k``.
-
-    ``k`` larger than the number of classes counts every row (top-5 of a 3-class problem is 100%).
-    """
+    """Rows whose label is among the ``k`` highest scores, per ``k`` (``k`` > classes counts every row)."""
     if scores.numel() == 0:
         return dict.fromkeys(ks, 0)
     largest = min(max(ks), scores.shape[1])
@@ -25,12 +18,7 @@ def topk_correct(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...]
 def merge_views(
     view_scores: torch.Tensor, video_index: torch.Tensor, num_videos: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Average per-view softmax scores per video.
-
-    ``view_scores`` (V, C) in a fixed order, ``video_index`` (V,) the video of each view.
-    Returns ``(scores (num_videos, C), views_per_video (num_videos,))``. Summation follows the
-    row order, so equal inputs in equal order give bit-identical results.
-    """
+    """Mean per-video scores ``(num_videos, C)`` and view counts, summed in row order (bit-exact)."""
     sums = torch.zeros(num_videos, view_scores.shape[1], dtype=torch.float64)
     sums.index_add_(0, video_index.long(), view_scores.double())
     counts = torch.bincount(video_index.long(), minlength=num_videos)

@@ -1,18 +1,4 @@
-"""``mme predict``: a trained classifier's top-k classes for any videos.
-
-The scores are ``mme eval``'s: the same views (``clips x crops``, see :mod:`mme.eval.infer`),
-the same softmax per view and average per video, through the same function
-(:func:`mme.eval.evaluate.infer_videos`); on a test list, predict and eval give one video the
-same scores. With ``window_seconds`` each window of a video is scored on its own (clips spread
-over the window) and gets its own record.
-
-Records (one per video, or per window), as returned by :func:`predict` and written to JSON lines
-or CSV: ``video`` (position among the inputs), ``path``, ``label`` (when a list file gave one),
-``window``/``start``/``end`` (seconds; windows only), then either ``prediction`` (class index),
-``prediction_name``, ``topk``, ``topk_names``, ``topk_scores`` (softmax probabilities,
-6 decimals) or, for a video that could not be decoded (missing, empty, truncated, not a video),
-``failed: true`` and the ``reason``. A failed video never stops the others.
-"""
+"""``mme predict``: top-k classes of any videos, scored as ``mme eval`` scores (docs/using.md)."""
 
 from __future__ import annotations
 
@@ -52,8 +38,7 @@ OUTPUT_SUFFIXES = (".jsonl", ".csv")
 
 @dataclass(frozen=True)
 class Row:
-    """One output record to be: an input video, or one window of it, and its dataset entry
-    (None when the video could not even be opened to cut it into windows)."""
+    """One record to be: a video or a window of it, and its dataset entry (None: could not be opened)."""
 
     video: int
     source: VideoInput
@@ -75,15 +60,7 @@ def predict(
     log: RunLog | None = None,
     **settings: Any,
 ) -> list[dict[str, Any]]:
-    """Top-``topk`` classes of every video (or window) of ``videos`` (files, folders, list files).
-
-    ``checkpoint``: anything :func:`mme.models.load_classifier` reads, or a classifier.
-    ``classes``: a class-name file (JSON list or one per line), else the checkpoint's names, else
-    the indices. ``settings``: :class:`~mme.eval.infer.ViewSettings` fields (``clips``, ``crops``,
-    ``stride``, ``sampling``, ``short_side``, ``batch_size``, ``workers``, ``device``,
-    ``precision``). ``out``: also write the records (``.jsonl`` or ``.csv``, atomically; an
-    existing file only with ``overwrite``). Returns the records (module docstring).
-    """
+    """Top-``topk`` records of every video (or window) of ``videos``; also written to ``out`` if given."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError(
             "mme predict runs as one process (under torchrun every process would score every video); "
@@ -210,7 +187,7 @@ def plan_rows(inputs: Sequence[VideoInput], windows: tuple[float, float] | None,
 
 
 def make_records(rows: Sequence[Row], scores: Any, names: list[str], topk: int) -> list[dict[str, Any]]:
-    """The records of the rows (module docstring), from :func:`infer_videos`' per-video scores."""
+    """The records of the rows from :func:`infer_videos`' per-video scores."""
     best = None
     position: dict[int, int] = {}
     if scores is not None and scores.video_ids.numel():

@@ -1,30 +1,4 @@
-"""Probing a frozen pre-trained encoder: how well do its features tell the classes apart?
-
-What we do (and why):
-
-1. the encoder (``model.init_from``, any checkpoint ``mme.models`` reads) is frozen; each video
-   of the train and val lists gives one centred clip (validation transform), encoded once,
-   distributed over ranks and gathered on rank 0: its pooled, ``fc_norm``-ed features (linear,
-   knn), or its whole token grid in float16 (attentive). Caching the features once, instead of
-   re-encoding augmented clips every epoch as MAE's image probe does, makes the probe cost one
-   pass of the encoder over the data;
-2. on rank 0, ``probe.head`` (``probe.epochs`` of AdamW with a cosine lr on the cached
-   features; the val top-1 reported every epoch):
-
-   - ``linear``: a linear head behind a BatchNorm without affine parameters (MAE's linear probe:
-     it standardises the features so one lr suits every encoder). The BatchNorm is folded into
-     the linear layer and the result written as an ordinary classifier (``<output_dir>/model``)
-     that ``mme eval`` can test with multiple views;
-   - ``attentive``: one learned query cross-attends (``probe.num_heads`` heads) over the
-     LayerNorm-ed token grid, then a linear layer: the probe may weigh tokens instead of
-     averaging them (V-JEPA's attentive probe, without its MLP block). Written to
-     ``<output_dir>/attentive_probe.safetensors``;
-   - ``knn``: nothing is trained; a clip's class scores are the votes of the ``probe.k`` train
-     videos most similar to it (cosine of pooled features), each weighted by
-     ``exp(cosine / probe.temperature)`` and normalised to sum to 1 (DINO's weighted kNN);
-3. with ``data.test_list``, every head is tested as ``mme eval`` tests a classifier (the same
-   views, per-video averages, metrics and files, under ``<output_dir>/eval/``).
-"""
+"""Probes of a frozen encoder on features cached once: linear, attentive, kNN (docs/using.md)."""
 
 from __future__ import annotations
 
@@ -48,8 +22,7 @@ from mme.utils.logging import Progress, RunLog, format_value
 
 
 def encoder_output(model: nn.Module, head: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    """What a probe head reads from the frozen encoder: the token grid (B, N, D) for the
-    attentive head, the pooled ``fc_norm``-ed features (B, D) otherwise."""
+    """The frozen encoder's output a head reads: tokens (B, N, D) (attentive) or pooled features (B, D)."""
     if head == "attentive":
         return lambda clip: model.forward_blocks(model.embed(clip))
     return model.forward_features
@@ -65,11 +38,7 @@ def extract_features(
     desc: str,
     head: str = "linear",
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """``(features (n, ...), labels (n,))`` of the videos that decoded, in dataset order, on rank
-    0 (None on the other ranks): pooled features (n, D) in float32, or token grids (n, N, D) in
-    float16 for the attentive head (half the memory). A video that cannot be decoded is left out,
-    never stood in for by another video's features under its label; too many of them stop the job
-    (DataError on every rank, see :func:`mme.eval.evaluate.gather_views`)."""
+    """Rank 0's ``(features, labels)`` of the videos that decoded (token grids in float16), else None."""
     model.eval()
     encode = encoder_output(model, head)
 
@@ -141,8 +110,7 @@ def knn_scores(
     k: int,
     temperature: float,
 ) -> torch.Tensor:
-    """Class scores ``(B, num_classes)`` summing to 1: the votes of the ``k`` rows of ``bank``
-    most cosine-similar to each query, weighted by ``exp(cosine / temperature)``."""
+    """Class scores summing to 1: votes of the ``k`` most cosine-similar ``bank`` rows, weighted."""
     similarity = F.normalize(query.float(), dim=1) @ F.normalize(bank.float(), dim=1).T
     top, index = similarity.topk(min(k, bank.shape[0]), dim=1)
     weights = ((top - top[:, :1]) / temperature).exp()  # shifted by the best: never overflows
@@ -375,8 +343,7 @@ def head_scores(
     precision: Precision,
     device: torch.device,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``scores(normalised clips) -> (B, num_classes)`` probabilities of the fitted head on the
-    frozen encoder, for the multi-view test (the linear head: the saved classifier's softmax)."""
+    """``scores(normalised clips)`` of the fitted head on the frozen encoder, for the multi-view test."""
     settings = config.probe
     encoder.eval()
     encode = encoder_output(encoder, settings.head)

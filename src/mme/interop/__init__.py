@@ -1,14 +1,4 @@
-"""mme.interop: checkpoints in, checkpoints out — apart from the networks in :mod:`mme.models`.
-
-Reads a checkpoint of any supported layout (mme's own folder or training checkpoint, original
-MME/VideoMAE ``.pth``, DeepSpeed, Hugging Face), adapts its names and layout to mme's models,
-reports what happened to every tensor, and exports classifiers to Hugging Face. It builds on
-``mme.models`` (which never imports it at load; ``mme.models`` re-exports these names lazily).
-
->>> from mme.interop import load_classifier, export_hf
->>> clf = load_classifier("checkpoint-best/", num_classes=51)  # any supported checkpoint layout
->>> export_hf(clf, "out/hf")
-"""
+"""Checkpoints in and out (any layout, adapters, load report, HF export), built on ``mme.models``."""
 
 from mme.interop.export import export_hf
 from mme.interop.loading import (

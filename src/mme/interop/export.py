@@ -1,10 +1,4 @@
-"""Export a classifier as a Hugging Face ``VideoMAEForVideoClassification`` folder.
-
-The folder holds ``config.json`` (``id2label`` from the model's ``class_names``),
-``model.safetensors`` under HF's names and ``preprocessor_config.json`` (the model's input), so
-that ``transformers``' model, ``AutoImageProcessor`` and the ``video-classification`` pipeline
-load it; the name and config mapping is :mod:`mme.interop.adapters.hf`.
-"""
+"""Export a classifier as a Hugging Face ``VideoMAEForVideoClassification`` folder (docs/models.md)."""
 
 from __future__ import annotations
 
@@ -21,8 +15,7 @@ from mme.utils.atomic import atomic_write_json
 
 
 def export_hf(model: nn.Module, dst: str | os.PathLike[str], overwrite: bool = False) -> Path:
-    """Write a Hugging Face ``VideoMAEForVideoClassification`` folder: config.json (``id2label`` from
-    the model's ``class_names``), model.safetensors and preprocessor_config.json (the model's input)."""
+    """Write config.json (``id2label``), model.safetensors and preprocessor_config.json for ``model``."""
     dst = Path(dst)
     with atomic_folder(dst, overwrite=overwrite) as tmp:
         write_hf_files(model, tmp)

@@ -1,14 +1,4 @@
-"""Load a classifier or a pre-training model from a checkpoint of any supported layout.
-
-:func:`load_classifier` / :func:`load_pretrain_model` read every layout listed in
-:data:`mme.interop.reading.SUPPORTED_LAYOUTS` (ours, original MME/VideoMAE ``.pth``, DeepSpeed,
-Hugging Face). The architecture comes from the checkpoint (our config, HF's config, or the
-shapes of an original state dict) unless given. Every tensor is accounted for in a
-:class:`~mme.interop.report.LoadReport`: loaded, newly initialised (a new head, ``fc_norm`` after
-pre-training) or not used (a decoder when fine-tuning); missing encoder tensors and shape
-mismatches are errors naming the parameter. A classifier's ``class_names`` are kept whenever its
-head is: our ``class_names`` key beside the config, HF's ``id2label``.
-"""
+"""Load a classifier or pre-training model from any supported layout, with a LoadReport."""
 
 from __future__ import annotations
 
@@ -61,8 +51,7 @@ def load_classifier(
     trust_pickle: bool = False,
     **overrides: Any,
 ) -> VideoClassifier:
-    """A :class:`VideoClassifier` from any supported checkpoint; logs what was loaded, new or unused
-    (see :func:`load_classifier_with_report`)."""
+    """A :class:`VideoClassifier` from any supported checkpoint; logs the load report."""
     model, report = load_classifier_with_report(path, num_classes, trust_pickle=trust_pickle, **overrides)
     get_logger("mme.interop").info(report.summary())
     return model
@@ -75,13 +64,7 @@ def load_classifier_with_report(
     trust_pickle: bool = False,
     **overrides: Any,
 ) -> tuple[VideoClassifier, LoadReport]:
-    """Load a classifier and say what happened to every tensor (the report is returned, not logged).
-
-    ``num_classes=None`` keeps the checkpoint's head (or 0 = pooled features if it has none);
-    another count gets a new head. ``overrides`` are :class:`ClassifierConfig` fields
-    (``num_frames=8``, ``drop_path_rate=0.1``, ``use_checkpoint=True``, ...).
-    ``trust_pickle=True`` allows unpickling arbitrary objects (only for files you trust).
-    """
+    """A classifier (checkpoint's head if ``num_classes`` is None, else a new one) and its LoadReport."""
     raw = read_checkpoint(path, trust_pickle=trust_pickle)
     source = str(raw.source)
     canon, base = _canonical(raw)
@@ -160,8 +143,7 @@ def load_classifier_with_report(
 def load_pretrain_model(
     path: str | os.PathLike[str], *, trust_pickle: bool = False, **overrides: Any
 ) -> MMEPretrainModel:
-    """An :class:`MMEPretrainModel` for continued pre-training; logs what was loaded, new or unused
-    (see :func:`load_pretrain_model_with_report`)."""
+    """An :class:`MMEPretrainModel` for continued pre-training; logs the load report."""
     model, report = load_pretrain_model_with_report(path, trust_pickle=trust_pickle, **overrides)
     get_logger("mme.interop").info(report.summary())
     return model
@@ -170,14 +152,7 @@ def load_pretrain_model(
 def load_pretrain_model_with_report(
     path: str | os.PathLike[str], *, trust_pickle: bool = False, **overrides: Any
 ) -> tuple[MMEPretrainModel, LoadReport]:
-    """Load a pre-training model: ours, original MME (``decoder.0.head.i``), VideoMAE (one pixel
-    head), HF ``VideoMAEForPreTraining``, or any classifier checkpoint (encoder only; decoder new).
-
-    ``overrides`` are :class:`MMEPretrainConfig` fields or encoder fields (``heads=[{name, dim,
-    activation}, ...]``, ``decoder_num_heads=6``, ``num_frames=8``, ...). Checkpoint heads load by
-    target name; heads of other targets are reported as not used, requested heads the checkpoint
-    lacks as new.
-    """
+    """A pre-training model from any layout (heads by target name) and its :class:`LoadReport`."""
     raw = read_checkpoint(path, trust_pickle=trust_pickle)
     source = str(raw.source)
     canon, base = _canonical(raw)
@@ -318,7 +293,7 @@ def _decoder_fields(
 def _assign(
     model: nn.Module, state: dict[str, torch.Tensor], report: LoadReport, required: tuple[str, ...]
 ) -> None:
-    """Copy ``state`` into ``model`` by name; fill ``report``; raise on missing encoder tensors or shapes."""
+    """Copy ``state`` into ``model`` by name and fill ``report``; missing encoder tensors raise."""
     own = model.state_dict()
     for key, expected in own.items():
         value = state.get(key)

@@ -1,11 +1,4 @@
-"""Find and read a checkpoint of any supported layout, without interpreting its parameter names.
-
-A path may be a folder or a file of one of the layouts in :data:`SUPPORTED_LAYOUTS`. Pickled
-files are read with ``torch.load(weights_only=True)`` plus a short allow-list of harmless
-classes that the original training scripts pickle next to the weights (``argparse.Namespace``
-of the command line, paths). Anything else needs an explicit ``trust_pickle=True``, because
-unpickling arbitrary objects can execute code.
-"""
+"""Read any supported checkpoint layout; pickles only via ``weights_only`` plus a small allow-list."""
 
 from __future__ import annotations
 
@@ -48,7 +41,7 @@ _ALLOWED_GLOBALS: list[Any] = [
 
 @dataclass
 class RawCheckpoint:
-    """A checkpoint's tensors under their original names, plus whatever describes the architecture."""
+    """A checkpoint's tensors under their original names, plus what describes the architecture."""
 
     source: Path
     layout: str  # "mme" | "mme-train" | "original" | "deepspeed" | "hf"

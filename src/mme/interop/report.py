@@ -10,13 +10,7 @@ from typing import Any
 
 @dataclass
 class LoadReport:
-    """The outcome of loading a checkpoint into a model.
-
-    ``new`` are model tensors the checkpoint did not provide (initialised fresh: a new head,
-    ``fc_norm`` after pre-training, ...); ``dropped`` are checkpoint tensors the model has no
-    place for (a pre-training decoder when fine-tuning, ...). ``notes`` say what was assumed or
-    changed (inferred sizes, a new head, a position table rebuilt).
-    """
+    """What a checkpoint load did: tensors ``new`` (initialised fresh), ``dropped``, and ``notes``."""
 
     source: str
     layout: str
@@ -55,11 +49,7 @@ class LoadReport:
 
 
 def group_names(names: list[str], limit: int = 12) -> str:
-    """``decoder.blocks.0.attn.qkv.weight, ...`` -> ``decoder.blocks.0.* (13)``: readable lists of keys.
-
-    Names are grouped by their first numbered module (a block) or else by their module; a group
-    of one is shown by its full name.
-    """
+    """``decoder.blocks.0.attn.qkv.weight, ...`` -> ``decoder.blocks.0.* (13)``, grouped by block."""
     groups: OrderedDict[str, list[str]] = OrderedDict()
     for name in names:
         match = re.match(r"^(.*?\.\d+)\.", name)

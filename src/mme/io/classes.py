@@ -1,9 +1,4 @@
-"""Class-name files: the name of every label of a dataset's list files, in label order.
-
-``mme lists`` and ``mme synth`` write ``classes.json`` (a JSON list of names) beside the list
-files; a plain text file with one name per line (blank lines ignored) is read too. Jobs look
-for ``classes.json`` beside their list file unless a file is named (``data.classes_file``).
-"""
+"""Class-name files: ``classes.json`` (a JSON list) or one name per line, label ``i`` = ``names[i]``."""
 
 from __future__ import annotations
 

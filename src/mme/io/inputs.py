@@ -1,15 +1,4 @@
-"""The videos named on a command line: files, folders and list files, mixed.
-
-``mme predict`` and ``mme embed`` take any number of INPUTs; :func:`gather_videos` turns them
-into one ordered list of :class:`VideoInput`:
-
-- a **folder** gives every file under it (recursively) whose suffix is a video's
-  (:data:`VIDEO_SUFFIXES`, any case), in sorted path order; a folder without one is an error;
-- a file whose suffix is a **list**'s (:data:`LIST_SUFFIXES`) is read with
-  :func:`mme.io.lists.read_list` (its labels are kept; relative paths start from its folder);
-- **anything else is a video**, whether or not it exists or decodes: a missing, empty or
-  broken file is the job's to report as failed, next to the videos that work.
-"""
+"""The videos a command line names: files, folders, lists (a broken file is a video reported failed)."""
 
 from __future__ import annotations
 
@@ -39,12 +28,7 @@ class VideoInput:
 def gather_videos(
     inputs: Iterable[str | os.PathLike[str]], root: str | os.PathLike[str] | None = None
 ) -> list[VideoInput]:
-    """Expand ``inputs`` (videos, folders, list files) into videos, in the order given.
-
-    ``root`` is passed to :func:`~mme.io.lists.read_list` for list files (default: each list's
-    folder). Raises ConfigError when nothing is named, DataError for a folder without videos or a
-    list that cannot be read.
-    """
+    """Expand ``inputs`` (videos, folders, list files) into videos, in the order given."""
     videos: list[VideoInput] = []
     named = 0
     for item in inputs:

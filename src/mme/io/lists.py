@@ -1,26 +1,4 @@
-"""Video list files: one video per line with its class label.
-
-Two formats are read, told apart by the first non-blank line:
-
-- **CSV with a header** (our format, what ``mme lists`` and ``mme synth`` write): a header row
-  naming at least the columns ``path`` and ``label``; other columns are ignored. Quoting follows
-  the csv module, so paths may hold spaces and commas.
-- **The original space-separated format** (VideoMAE / MME ``train.csv``, no header):
-  ``path label`` or ``path N label`` where the optional middle column is a frame count or
-  duration. The label is the *last* field and the path the *first*, so a path cannot contain
-  whitespace in this format: a line with more than three fields is an error that says to use
-  the CSV format instead.
-
-A CSV without a header is not read: a first line that is neither a ``path``/``label`` header nor
-a line ending in an integer label is an error that says so, and so is a header with no entries.
-Blank lines and lines starting with ``#`` are skipped. Relative paths are joined to ``root``
-when one is given, else to the folder holding the list file (:func:`list_root`; so a dataset
-folder with its lists can be moved as a whole). Every malformed line is a
-:class:`~mme.errors.DataError` naming the file and the 1-based line number.
-
-:func:`video_key` names a video's per-video outputs (``mme extract``'s trajectory files): the
-extraction job and the datasets reading them both call it, so they cannot disagree.
-"""
+"""Video list files: CSV with a ``path,label`` header, or ``path [N] label`` lines (docs/data.md)."""
 
 from __future__ import annotations
 
@@ -87,14 +65,10 @@ def list_root(list_path: str | os.PathLike[str] | None, root: str | os.PathLike[
 
 
 def video_key(video: str | os.PathLike[str], root: str | os.PathLike[str]) -> Path:
-    """The relative path naming ``video``'s outputs under an output folder: its path under ``root``.
+    """The path naming ``video``'s outputs: relative to ``root``, else its whole absolute path.
 
-    ``root`` is the list's :func:`list_root`. Paths are made absolute and normalised lexically
-    (``os.path.abspath``, not ``resolve``: a dataset of symlinks keeps its own layout), so every
-    spelling of a path (relative to the working folder or absolute, ``a/./b``, ``a/../b``) gives
-    one key. A video outside ``root`` (an absolute list path elsewhere, or a relative one climbing
-    out with ``..``) is keyed by its whole absolute path without the leading ``/``: the mapping is
-    deterministic and a key never leads outside the output folder.
+    Normalised lexically (``abspath``, not ``resolve``, so a dataset of symlinks keeps its layout):
+    every spelling of a path gives one key, and a key never leads outside the output folder.
     """
     absolute = Path(os.path.abspath(video))
     try:
@@ -104,12 +78,7 @@ def video_key(video: str | os.PathLike[str], root: str | os.PathLike[str]) -> Pa
 
 
 def check_labels(entries: Iterable[VideoEntry], num_classes: int, list_name: str, classes_from: str) -> None:
-    """DataError naming the list, line, label and video of the first label not below ``num_classes``.
-
-    Every list of a job is checked before its first step: a label the model has no output for
-    would otherwise surface as a shape error when the metrics are computed, after training.
-    ``classes_from`` says where the number of classes comes from (a key, a checkpoint).
-    """
+    """DataError naming the line of the first label not below ``num_classes`` (checked before training)."""
     for entry in entries:
         if entry.label >= num_classes:
             raise DataError(
@@ -123,11 +92,7 @@ def _comment(line: str) -> bool:
 
 
 def _check_first_line(path: Path, number: int, line: str) -> None:
-    """DataError for a first line that is no CSV header and no entry (it does not end in a label).
-
-    Such a line is a misnamed CSV header or the first row of a CSV without one; the space
-    format's own errors ("expected 'path label'") would mislead.
-    """
+    """DataError for a first line that is neither a CSV header nor an entry ending in a label."""
     fields = line.split()
     try:
         int(fields[-1])
@@ -212,11 +177,7 @@ def _read_csv(path: Path, text: str, base: Path) -> list[VideoEntry]:
 
 
 def write_list(path: str | os.PathLike[str], entries: Iterable[tuple[str | os.PathLike[str], int]]) -> int:
-    """Write ``(video path, label)`` pairs as our CSV list (header ``path,label``), atomically.
-
-    Paths are written as given (relative ones are resolved against the list's folder, or the
-    reader's ``root``, when read back). Returns the number of entries written.
-    """
+    """Write ``(video path, label)`` pairs as our CSV list, atomically; returns the entry count."""
     count = 0
     with atomic_write(path, "w") as handle:
         writer = csv.writer(handle, lineterminator="\n")

@@ -1,27 +1,4 @@
-"""Our list files from the official annotation files of UCF101, HMDB51, Kinetics-400 and SSV2.
-
-Each reader returns the class names (label = position) and, per split, ``(video path relative to
-the videos root, label)`` pairs; :func:`build_lists` checks the videos exist and writes
-``train.csv``, ``val.csv``, ``test.csv`` and ``classes.json``. What goes where:
-
-- **UCF101** (``ucfTrainTestlist``: ``classInd.txt`` "1 ApplyEyeMakeup", ``trainlist0N.txt``
-  "Class/v_..._c01.avi 1", ``testlist0N.txt`` "Class/v_..._c01.avi"): split N's train list is
-  train.csv, its test list test.csv *and* val.csv (UCF101 has no validation split; this is the
-  protocol the published numbers use). Labels are classInd's minus 1; test videos take the class
-  of their folder (matched ignoring case: the official files spell "HandStandPushups" both ways).
-- **HMDB51** (``<class>_test_split{N}.txt``, lines "video.avi 1|2|0"): 1 → train, 2 → test and
-  val, 0 → unused. Class index = the sorted class names. Videos at ``<class>/<video>``.
-- **Kinetics-400** (``train.csv``, ``validate.csv`` or ``val.csv``, optionally ``test.csv``;
-  columns ``label,youtube_id,time_start,time_end,split``): video file names come from a layout
-  template, default ``{split}/{label}/{youtube_id}_{time_start:06d}_{time_end:06d}.mp4`` (fields:
-  split, label, label_ (spaces as underscores), youtube_id, time_start, time_end). Class index =
-  the sorted label names of the training CSV. test.csv = the validation set (the published
-  protocol; the official test labels were released later and are not used).
-- **Something-Something V2** (``something-something-v2-{train,validation,labels}.json``, or
-  ``train.json``, ``validation.json``, ``labels.json``): the class is the ``template`` with its
-  brackets removed, looked up in labels.json; videos are ``<id>.<ext>`` (webm by default).
-  test.csv = the validation set (the test set has no labels).
-"""
+"""Our list files from the official UCF101, HMDB51, Kinetics-400 and SSV2 annotations (docs/data.md)."""
 
 from __future__ import annotations
 
@@ -257,12 +234,7 @@ def build_lists(
     relative: bool = False,
     missing: str = "skip",
 ) -> dict[str, Any]:
-    """Write train/val/test.csv and classes.json for ``dataset`` into ``out_dir``; return a summary.
-
-    Paths are ``videos / relative`` (absolute), or relative to ``videos`` with ``relative=True``
-    (then give the videos folder as the data ``root``). Videos not on disk are dropped and listed
-    in ``missing.txt`` (``missing="skip"``, logged), kept (``"keep"``) or an error (``"error"``).
-    """
+    """Write train/val/test.csv and classes.json for ``dataset`` into ``out_dir``; returns a summary."""
     from mme.io.lists import write_list
     from mme.utils.atomic import atomic_write_json, atomic_write_text
     from mme.utils.logging import Progress, RunLog

@@ -1,37 +1,8 @@
-"""Video decoding with random access to frame indices.
+"""Video decoding with random access to frame indices (:func:`open_video`, :class:`VideoReader`).
 
-``open_video(path, backend="pyav", threads=1)`` returns a :class:`VideoReader`:
-
-- ``num_frames``, ``fps``, ``height``, ``width``;
-- ``get_frames(indices) -> uint8 (n, H, W, 3)`` RGB, in the order asked, repeats allowed;
-- ``iter_frames()`` decodes every frame in order (sequential, for trajectory extraction);
-- ``close()`` / context manager. Every failure is a :class:`~mme.errors.DataError` naming the file.
-
-Frame-index policy (PyAV backend)
----------------------------------
-A frame's index is its position in *presentation order* among the frames stored in the video
-stream. At open, the reader demuxes the stream once (reading packets, decoding nothing) and
-records every packet's presentation timestamp and keyframe flag, sorted by timestamp. This is
-the same approach decord takes, and it is what makes the mapping exact where arithmetic on the
-average rate is not: streams whose first pts is not 0, edit lists, B-frame reordering and
-variable frame rate (index ``i`` is the i-th stored frame, not ``i / fps`` seconds). The header's
-frame count (``header_frames``) is only compared with the count of packets; the packets win.
-
-Random access seeks to the keyframe at or before the first wanted frame and decodes forward;
-when the next wanted frame lies past another keyframe that skips at least ``SEEK_MIN_SKIP``
-frames, it seeks again instead of decoding the frames in between. Each decoded frame's pts is
-mapped back to its index, so a seek that lands somewhere unexpected is detected (and retried from
-an earlier keyframe), never trusted.
-
-Frames that do not decode: a packet the decoder rejects is skipped. A wanted frame that never
-comes out of the decoder is replaced by the closest *preceding* frame decoded on the way (the next
-one when none was). When decoding ends before the stream's last indexed frame (a truncated
-or damaged file: "the header says 300 frames but 290 decode"), frames past the end repeat the
-last decodable frame and ``num_frames`` is lowered to the true count, so a caller can check it
-after a read and sample again. A video from which no frame decodes at all raises ``DataError``.
-
-The decord backend keeps decord's own indexing (also built from the packets); both backends
-return identical frames for the same indices on ordinary files (this is tested).
+Frame ``i`` is the i-th stored frame in presentation order, from a packet index built at open
+(exact under edit lists, B-frames and variable frame rate). Seeking, undecodable frames and
+truncated files: docs/data.md, "Decoding".
 """
 
 from __future__ import annotations
@@ -57,7 +28,7 @@ _log = logging.getLogger("mme.io.video")
 
 
 class VideoReader(abc.ABC):
-    """Random and sequential access to the frames of one video file (see module docstring)."""
+    """Random and sequential access to the frames of one video file."""
 
     path: Path
 
@@ -124,11 +95,7 @@ class VideoReader(abc.ABC):
 
 
 def open_video(path: str | os.PathLike[str], backend: str = "pyav", threads: int = 1) -> VideoReader:
-    """Open ``path`` for reading with ``backend`` ("pyav" or "decord").
-
-    ``threads`` is the decoder's thread count (0 lets the decoder choose). Data-loader workers
-    are the parallelism in training, so the default is one thread per reader.
-    """
+    """Open ``path`` with ``backend`` ("pyav" or "decord"); ``threads`` 0 lets the decoder choose."""
     if backend not in BACKENDS:
         raise DataError(f"unknown video backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if threads < 0:
@@ -289,8 +256,7 @@ class PyAVReader(VideoReader):
         self._last = None
 
     def _worth_seeking(self, keyframe: int) -> bool:
-        """Seeking to ``keyframe`` skips at least SEEK_MIN_SKIP frames the active decoder would
-        otherwise decode (a seek flushes the decoder and restarts at an expensive keyframe)."""
+        """Seek only to skip at least SEEK_MIN_SKIP frames (a seek flushes the decoder)."""
         return keyframe - (self._pos + 1) >= self.SEEK_MIN_SKIP and keyframe != self._run_keyframe
 
     def _keyframe_at_or_before(self, index: int) -> int:
@@ -360,9 +326,7 @@ class PyAVReader(VideoReader):
     def _retreat_from(self, keyframe: int) -> int:
         """Where to seek after a seek to ``keyframe`` landed late or gave nothing.
 
-        The first time, the demuxer probably compares seek stamps with dts (MPEG-TS lands on the
-        packet whose dts equals the stamp, keyframe or not): retry the same keyframe by dts, and
-        keep dts for this reader. After that, go back one keyframe (a damaged stretch).
+        First retry the same keyframe by dts (MPEG-TS seeks by dts), then go back one keyframe.
         """
         if not self._seek_by_dts:
             self._seek_by_dts = True
@@ -483,12 +447,7 @@ def write_video(
     gop: int | None = None,
     options: dict[str, str] | None = None,
 ) -> int:
-    """Encode RGB ``uint8 (H, W, 3)`` frames to ``path`` (yuv420p) atomically; return the frame count.
-
-    The container follows the file suffix (.mp4, .mkv, .webm, .avi, .mov, .ts). ``crf`` and
-    ``preset`` apply to libx264; ``gop`` is the keyframe interval (encoder default when None);
-    ``options`` are passed to the encoder as they are and win over the others.
-    """
+    """Encode RGB uint8 frames to ``path`` (yuv420p, container by suffix) atomically; returns the count."""
     import av
 
     from mme.utils.atomic import atomic_path

@@ -1,13 +1,7 @@
-"""mme.models: the video ViT, the MME pre-training model, the registry and mme's own model format.
+"""The video ViT, the MME pre-training model, the registry and mme's own model format.
 
->>> from mme.models import create_model, load_classifier
->>> model = create_model("mme_vit_base_patch16_224")  # model(clip, mask) -> {head: predictions}
->>> clf = load_classifier("checkpoint-best/", num_classes=51)  # any supported checkpoint layout
-
-Checkpoint interop (reading any layout, the original/DeepSpeed and Hugging Face adapters, the
-load report, the Hugging Face export) lives in :mod:`mme.interop`, which imports this package.
-Its public names stay importable from here, resolved on first use (a module ``__getattr__``), so
-that importing ``mme.models`` never imports ``mme.interop``.
+Checkpoint interop lives in :mod:`mme.interop`; its public names resolve from here on first use
+(a module ``__getattr__``), so importing ``mme.models`` never imports ``mme.interop``.
 """
 
 from __future__ import annotations

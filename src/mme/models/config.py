@@ -1,10 +1,4 @@
-"""Architecture settings of every model, as plain dataclasses.
-
-These are what checkpoints store (``config.json``) and what training configs embed, so they
-hold only omegaconf-friendly fields (str/int/float/bool, lists and nested dataclasses).
-Defaults are the released MME recipe with a ViT-B encoder; the registry (``mme.models.registry``)
-derives the named sizes from them.
-"""
+"""Architecture settings of every model (omegaconf-friendly dataclasses; defaults: the ViT-B recipe)."""
 
 from __future__ import annotations
 
@@ -22,7 +16,7 @@ HEAD_ACTIVATIONS = ("sigmoid", "tanh", "identity")
 
 @dataclass
 class ViTConfig:
-    """Video ViT encoder (docs/method.md §2): tubelets, fixed 1-D sine-cosine positions, pre-norm blocks."""
+    """Video ViT encoder (docs/method.md §2)."""
 
     embed_dim: int = 768
     depth: int = 12
@@ -84,7 +78,7 @@ class ViTConfig:
 
 @dataclass
 class ClassifierConfig(ViTConfig):
-    """Encoder + mean pooling + ``fc_norm`` + linear head (docs/method.md §2, fine-tuning)."""
+    """Encoder + mean pooling + ``fc_norm`` + linear head (docs/method.md §2)."""
 
     # 0 gives an identity head: the model then returns the pooled features.
     num_classes: int = 400
@@ -107,13 +101,7 @@ class ClassifierConfig(ViTConfig):
 
 
 def check_class_names(names: Sequence[str] | None, num_classes: int) -> list[str] | None:
-    """``names`` as a list once they fit a head of ``num_classes`` outputs (label ``i`` is ``names[i]``).
-
-    Names are not part of :class:`ClassifierConfig` (they do not change the network); a
-    classifier carries them beside it (``VideoClassifier.class_names``). ConfigError when the
-    count differs (both numbers named), a name is not a non-empty string, or names repeat (a
-    Hugging Face ``label2id`` and per-class metrics are keyed by name).
-    """
+    """``names`` as a list once they fit ``num_classes`` outputs: non-empty, unique strings."""
     if names is None:
         return None
     if isinstance(names, (str, bytes)) or not isinstance(names, Sequence):
@@ -132,11 +120,7 @@ def check_class_names(names: Sequence[str] | None, num_classes: int) -> list[str
 
 @dataclass
 class HeadConfig:
-    """One prediction head of the pre-training model: a target name, its width and output activation.
-
-    The width is the target's per-token size, which the target registry knows
-    (``mme.objectives.head_specs`` gives the heads of named targets); models take it as given.
-    """
+    """One pre-training head: target name, width (from ``mme.objectives.head_specs``), activation."""
 
     name: str
     dim: int = 0
@@ -159,17 +143,13 @@ class HeadConfig:
 
 
 def default_heads() -> list[HeadConfig]:
-    """The released recipe's heads at its default target settings: HOG (108) and trajectories (32)."""
+    """The released recipe's heads at default target settings: HOG (108) and trajectories (32)."""
     return [HeadConfig("hog", 108), HeadConfig("traj", 32)]
 
 
 @dataclass
 class MMEPretrainConfig:
-    """MME pre-training model (docs/method.md §2–3): encoder on visible tokens, decoder, one head per target.
-
-    The decoder blocks share the encoder's ``mlp_ratio``, ``qkv_bias``, ``norm_eps`` and
-    ``init_values``, as in the original project.
-    """
+    """MME pre-training model (docs/method.md §2–3); decoder blocks share the encoder's block settings."""
 
     encoder: ViTConfig = field(default_factory=ViTConfig)
     decoder_embed_dim: int = 192
@@ -231,11 +211,7 @@ ModelConfig = ClassifierConfig | MMEPretrainConfig
 
 
 def apply_overrides(config: ModelConfig, overrides: Mapping[str, Any]) -> ModelConfig:
-    """A validated copy of ``config`` with ``overrides``; an unknown key is a ConfigError naming the others.
-
-    For the pre-training model, encoder fields may be given flat (``depth=4``) or as
-    ``encoder={...}``; ``heads`` takes dicts or HeadConfig objects (see :func:`parse_heads`).
-    """
+    """A validated copy of ``config`` with ``overrides`` (encoder fields flat or as ``encoder={...}``)."""
     values = dict(overrides)
     if isinstance(config, MMEPretrainConfig):
         nested = values.pop("encoder", {})
@@ -265,7 +241,7 @@ def config_to_dict(config: ModelConfig | ViTConfig) -> dict[str, Any]:
 
 
 def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """Rebuild a config dataclass from a dict (e.g. a checkpoint's JSON); unknown keys are an error."""
+    """Rebuild a config dataclass from a dict (a checkpoint's JSON); unknown keys are an error."""
     if not isinstance(data, dict):
         raise ConfigError(f"{cls.__name__}: expected a mapping, got {type(data).__name__}")
     unknown = set(data) - _field_names(cls)

@@ -1,4 +1,4 @@
-"""Parameter helpers for the trainer: which layer a parameter belongs to (layer-wise lr decay)."""
+"""Which layer a parameter belongs to, for layer-wise lr decay."""
 
 from __future__ import annotations
 
@@ -6,14 +6,7 @@ _EMBEDDING_PREFIXES = ("patch_embed.", "pos_embed", "cls_token")
 
 
 def layer_id(param_name: str, num_layers: int) -> int:
-    """Depth index of a parameter: 0 = tubelet embedding / positions, ``i + 1`` = block ``i``,
-    ``num_layers + 1`` = everything after the encoder blocks (final norms, ``fc_norm``, ``head``,
-    and for the pre-training model the decoder, mask token and prediction heads).
-
-    Accepts classifier names (``blocks.3.attn.qkv.weight``) and pre-training names
-    (``encoder.blocks.3.attn.qkv.weight``). With lr decay ``d``, a parameter's lr scale is
-    ``d ** (num_layers + 1 - layer_id)``.
-    """
+    """Depth of a parameter: 0 embeddings, ``i + 1`` block ``i``, ``num_layers + 1`` all after the blocks."""
     name = param_name.removeprefix("module.")
     name = name.removeprefix("encoder.")
     if name.startswith(_EMBEDDING_PREFIXES):

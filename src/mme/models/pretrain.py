@@ -1,10 +1,4 @@
-"""The MME pre-training model (docs/method.md §2–3): encode visible tokens, decode all, predict masked ones.
-
-Read it as three steps: :meth:`MMEPretrainModel.forward_encoder` (visible tokens only),
-:meth:`~MMEPretrainModel.forward_decoder` (project to decoder width, add the decoder's position
-table, append one mask token per hidden position, run the blocks, keep the masked positions),
-:meth:`~MMEPretrainModel.forward_heads` (one small MLP per target).
-"""
+"""The MME pre-training model (docs/method.md §2–3): encoder on visible tokens, decoder, heads."""
 
 from __future__ import annotations
 
@@ -20,8 +14,7 @@ _ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "identity": nn.Identity}
 
 
 class PredictionHead(nn.Module):
-    """``Linear(d, hidden) -> GELU -> Linear(hidden, C) -> activation``; ``hidden=0`` keeps only the
-    last Linear (VideoMAE's single-layer pixel head)."""
+    """``Linear -> GELU -> Linear -> activation``; ``hidden=0`` keeps only the last Linear (VideoMAE)."""
 
     def __init__(self, in_dim: int, hidden_dim: int, spec: HeadConfig) -> None:
         super().__init__()
@@ -63,12 +56,7 @@ class Decoder(nn.Module):
 
 
 class MMEPretrainModel(nn.Module):
-    """``forward(clip (B, 3, T, H, W), mask bool (B, N)) -> {head name: (B, M, C)}``.
-
-    ``mask[b, n] = True`` hides token ``n`` from the encoder; every row must hide the same number
-    ``M`` of tokens. Each head predicts the masked tokens only, in ascending token order, i.e.
-    the order of ``x[mask].view(B, M, C)`` (the mask contract of docs/ARCHITECTURE.md).
-    """
+    """``forward(clip, mask (B, N)) -> {head: (B, M, C)}``, masked tokens in ascending order."""
 
     def __init__(self, config: MMEPretrainConfig) -> None:
         super().__init__()
@@ -97,7 +85,7 @@ class MMEPretrainModel(nn.Module):
         return list(self.heads.keys())
 
     def _init_weights(self) -> None:
-        """The original pre-training init: xavier-uniform Linears, zero biases, N(0, .02) mask token."""
+        """The original init: xavier-uniform Linears, zero biases, N(0, .02) mask token."""
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight)
@@ -157,7 +145,7 @@ class MMEPretrainModel(nn.Module):
         return self.forward_heads(self.forward_decoder(visible, mask, num_masked))
 
     def no_weight_decay(self) -> set[str]:
-        """Token-like parameters the optimiser should not decay (biases/norms are the trainer's rule)."""
+        """Token-like parameters not to decay (biases and norms are the optimiser's own rule)."""
         return {"mask_token"}
 
     def layer_id(self, param_name: str) -> int:

@@ -1,8 +1,4 @@
-"""Named models: ``create_model("vit_base_patch16_224", num_classes=174)``.
-
-``vit_<size>_patch16_224`` are classifiers, ``mme_vit_<size>_patch16_224`` pre-training models.
-``tiny`` (width 192, 4 blocks, 3 heads) is this project's own size for tests and the CPU demo.
-"""
+"""Named models: ``vit_<size>_patch16_224`` classifiers, ``mme_vit_...`` pre-training; ``tiny`` for tests."""
 
 from __future__ import annotations
 

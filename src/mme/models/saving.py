@@ -1,16 +1,4 @@
-"""mme's own model format: the config payload that rebuilds a model, and :func:`save_model`.
-
-- :func:`save_model` writes a folder with ``model.safetensors`` and ``config.json`` (the model
-  kind, registry name and full config), or one ``.safetensors`` file carrying the same config in
-  its metadata.
-- :func:`model_config_dict` is that config (also a training checkpoint's ``model_config``);
-  :func:`config_from_payload` rebuilds the model config from it.
-- A classifier's ``class_names`` ride along beside the config.
-
-Reading checkpoints of any layout (this format included), the original MME/VideoMAE, DeepSpeed
-and Hugging Face adapters and the Hugging Face export live in :mod:`mme.interop`, which builds on
-this module.
-"""
+"""mme's own model format: a folder (or one ``.safetensors``) with weights and the rebuilding config."""
 
 from __future__ import annotations
 
@@ -39,8 +27,7 @@ FORMAT_VERSION = 1
 
 
 def model_config_dict(model: nn.Module) -> dict[str, Any]:
-    """What ``config.json`` (and a training checkpoint's ``model_config``) holds to rebuild ``model``;
-    a classifier's ``class_names`` (when it has them) ride along, outside the architecture config."""
+    """What ``config.json`` (and a training checkpoint's ``model_config``) holds, plus ``class_names``."""
     config = _config_of(model)
     payload = {
         "format": FORMAT,
@@ -87,7 +74,7 @@ def config_from_payload(payload: dict[str, Any], source: str = "model config") -
 
 
 def save_model(model: nn.Module, dst: str | os.PathLike[str], overwrite: bool = False) -> Path:
-    """Write ``model`` in mme's format: a folder, or a single file if ``dst`` ends in ``.safetensors``."""
+    """Write ``model`` in mme's format: a folder, or one file if ``dst`` ends in ``.safetensors``."""
     dst = Path(dst)
     if dst.suffix == ".safetensors":
         if dst.exists() and not overwrite:

@@ -1,10 +1,4 @@
-"""Writing model folders atomically: everything goes to a temporary folder that is renamed at the end.
-
-``mme.utils.atomic`` covers single files; a model folder is several files that must appear
-together, so the folder is built under a temporary name (``<name>.tmp-<random>``, the marker the
-atomic helpers use) and renamed onto its final name only once complete. An existing folder is
-replaced only when asked, and is moved aside (not deleted) until the new one is in place.
-"""
+"""Model folders written atomically: built under a temporary name, renamed (old one moved aside)."""
 
 from __future__ import annotations
 

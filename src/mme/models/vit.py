@@ -1,10 +1,4 @@
-"""The video ViT encoder and the classifier built on it (docs/method.md §2).
-
-``VisionTransformer`` is the encoder shared by pre-training and fine-tuning; ``VideoClassifier``
-adds mean pooling, ``fc_norm`` and a linear head. Parameter names follow the original
-VideoMAE/MME code (``patch_embed.proj``, ``blocks.N.attn.qkv``, ``fc_norm``, ``head``, ...), so
-original checkpoints load with few renames.
-"""
+"""The video ViT encoder and the classifier on it (docs/method.md §2), with the original names."""
 
 from __future__ import annotations
 
@@ -20,11 +14,7 @@ from mme.models.params import layer_id
 
 
 class VisionTransformer(nn.Module):
-    """Tubelet embedding + fixed sine-cosine positions + pre-norm blocks (+ an optional final norm).
-
-    ``forward(clip, mask=None)`` returns the tokens ``(B, N, D)``; with a mask (``True`` = hidden)
-    only the visible tokens are encoded, in ascending token order: ``(B, N - M, D)``.
-    """
+    """Tubelets + sine-cosine positions + pre-norm blocks; with a mask, visible tokens only (B, N - M, D)."""
 
     def __init__(self, config: ViTConfig, final_norm: bool = True) -> None:
         super().__init__()
@@ -87,10 +77,7 @@ class VisionTransformer(nn.Module):
         return self.forward_blocks(x)
 
     def no_weight_decay(self) -> set[str]:
-        """Names of token-like parameters the optimiser should not decay (none: the table is a buffer).
-
-        Biases and norm weights (1-D parameters) are the trainer's usual rule, not listed here.
-        """
+        """None: the position table is a buffer, and 1-D parameters are the optimiser's rule."""
         return set()
 
     def layer_id(self, param_name: str) -> int:
@@ -98,13 +85,7 @@ class VisionTransformer(nn.Module):
 
 
 class VideoClassifier(VisionTransformer):
-    """Encoder on all tokens -> mean pool -> ``fc_norm`` -> dropout -> linear ``head`` (fine-tuning).
-
-    ``forward(clip)`` gives logits ``(B, num_classes)``; ``forward_features(clip)`` the pooled,
-    normalised features ``(B, D)`` (linear probing). ``num_classes=0`` makes the head the identity.
-    ``class_names`` (None or one unique name per output, label order) travel with the model into
-    its checkpoints, evaluation files and Hugging Face export; a new head drops them.
-    """
+    """Encoder -> mean pool -> ``fc_norm`` -> dropout -> ``head``; ``class_names`` travel with it."""
 
     def __init__(self, config: ClassifierConfig) -> None:
         config.validate()
@@ -132,7 +113,7 @@ class VideoClassifier(VisionTransformer):
         self._class_names = check_class_names(names, self.num_classes)
 
     def reset_head(self, num_classes: int | None = None) -> None:
-        """(Re)initialise ``head`` (optionally with a new class count): N(0, 0.02), then x ``init_scale``."""
+        """(Re)initialise ``head`` (optionally for a new class count): N(0, 0.02), times ``init_scale``."""
         if num_classes is not None and num_classes != self.config.num_classes:
             self.config = dataclasses.replace(self.config, num_classes=num_classes)
             self.config.validate()

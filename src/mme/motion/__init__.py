@@ -1,11 +1,4 @@
-"""mme.motion: optical flow, dense point tracking, HOG, trajectory files and their extraction.
-
-The public surface: :class:`TrajectoryConfig`; online trajectories per clip
-(:func:`clip_trajectories`, :func:`dense_clip_trajectories`); offline trajectory files
-(:func:`read_trajectories`, written by ``mme extract`` / :mod:`mme.motion.extract`) and their
-resampling to a clip's geometry (:func:`resample_trajectories`); flow backends
-(:func:`create_flow`); HOG (:func:`hog_cells`, :func:`hog_along_trajectories`).
-"""
+"""Optical flow, dense point tracking, HOG, trajectory files and their extraction (docs/motion.md)."""
 
 import importlib
 from typing import Any

@@ -1,27 +1,4 @@
-"""Camera-motion compensation: flow of a frame pair with the camera's (dominant) motion removed.
-
-With ``traj.camera_motion = "homography"`` every consecutive frame pair goes through
-:func:`pair_flow`:
-
-1. the camera's motion from frame t to frame t+1 is fitted as a homography ``H`` (points with
-   ``x_{t+1} = H x_t``): up to 200 Shi-Tomasi corners of frame t (``cv2.goodFeaturesToTrack``)
-   are followed into frame t+1 by pyramidal Lucas-Kanade (``cv2.calcOpticalFlowPyrLK``) and
-   ``cv2.findHomography`` fits ``H`` to them with RANSAC (0.5 px). Chosen over ORB matching by
-   measurement (docs/motion.md): LK's matches are sub-pixel, ORB's are not, and LK is 3-9x
-   faster at 112-320 px frames;
-2. frame t+1 is warped back onto frame t, ``warped(x) = frame_{t+1}(H x)`` (bilinear), and the flow
-   backend runs on (frame t, warped). That flow ``r`` is the **residual**: the point at ``x`` in
-   frame t is at ``H (x + r(x))`` in frame t+1, so ``r = H^-1(x_{t+1}) - x_t`` is its motion
-   relative to the camera (0 for the background, when the background is what ``H`` follows);
-   tracking (:mod:`mme.motion.tracking`) records ``r`` and moves the point to ``H (x + r)``.
-
-A pair whose fit fails falls back to the plain flow of (frame t, frame t+1) (``H`` = identity,
-the residual is then the whole motion) and is counted in :class:`CameraStats`, with the reason:
-a frame smaller than :data:`MIN_SIDE`, too few corners (a blank or flat frame), too few
-followed corners or RANSAC inliers, a degenerate homography (non-finite, folding the frame,
-changing its area by more than 2x), or a residual flow with non-finite values. A plain flow with
-non-finite values has nothing to fall back to and raises :class:`~mme.errors.DataError`.
-"""
+"""Camera-motion compensation: flow relative to a fitted homography (docs/motion.md, "Camera motion")."""
 
 from __future__ import annotations
 
@@ -64,11 +41,7 @@ FALLBACK_REASONS = (
 
 @dataclass
 class CameraStats:
-    """Frame pairs compensated and fallen back (to uncompensated flow), with the reasons.
-
-    ``fallback_pairs`` lists the pairs that fell back by the index of their first frame, as the
-    caller numbers frames (a video's frame index in ``mme extract``; the clip's frame slot online).
-    """
+    """Frame pairs compensated and fallen back, with reasons; fallbacks listed by their first frame."""
 
     pairs: int = 0
     fallbacks: int = 0
@@ -94,12 +67,7 @@ class CameraStats:
 
 
 def estimate_homography(prev: np.ndarray, nxt: np.ndarray) -> tuple[np.ndarray | None, str | None]:
-    """The camera's motion from ``prev`` to ``nxt`` (grayscale uint8 (H, W)) as a homography.
-
-    Returns ``(H, None)``, H float64 (3, 3) with ``H[2, 2] = 1`` mapping frame-``prev`` points to
-    frame-``nxt`` points, or ``(None, reason)`` (one of :data:`FALLBACK_REASONS`) when no
-    trustworthy fit exists.
-    """
+    """The camera's homography from ``prev`` to ``nxt`` (gray uint8), or ``(None, reason)``."""
     height, width = prev.shape
     if min(height, width) < MIN_SIDE:
         return None, "frame_too_small"
@@ -139,13 +107,7 @@ def plausible_homography(
 
 
 def warp_back(nxt: np.ndarray, homography: np.ndarray) -> np.ndarray:
-    """``nxt`` resampled onto the previous frame's pixels: ``out(x) = nxt(H x)``, bilinear.
-
-    Measured on the known-motion pans (docs/motion.md): OpenCV's bicubic shifts the image by up to
-    0.05 px at some sub-pixel phases, which the flow reads as motion (background residuals of
-    0.3 px over 4 steps); Lanczos is unbiased but costs 2.9 ms a pair at 224x224 (bilinear:
-    0.1 ms) and stills the background no better than bilinear, whose blur the flow shrugs off.
-    """
+    """``out(x) = nxt(H x)``, bilinear (bicubic biases sub-pixel phases: docs/motion.md)."""
     height, width = nxt.shape
     return cv2.warpPerspective(
         nxt,
@@ -164,13 +126,7 @@ def pair_flow(
     stats: CameraStats | None = None,
     first_frame: int = 0,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Flow of one frame pair and the camera homography it is relative to (None: not compensated).
-
-    ``camera_motion`` "none": the backend's flow. "homography": the residual flow of the pair
-    with the camera's motion removed (module docstring), or the backend's flow when the fit fails
-    (recorded in ``stats`` with ``first_frame`` and the reason; so is every compensated pair).
-    Raises DataError when the backend's flow holds non-finite values.
-    """
+    """Flow of one frame pair and the homography it is relative to (None: not compensated)."""
     if camera_motion == "homography":
         homography, reason = estimate_homography(prev, nxt)
         if homography is not None:
@@ -194,10 +150,7 @@ def pair_flow(
 
 
 def apply_homographies(homographies: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Map points (N, M, 2) through homographies (N, 3, 3) (one per row of points).
-
-    In float64, returned in the points' dtype: an identity maps every point to itself exactly.
-    """
+    """Map points (N, M, 2) through homographies (N, 3, 3), in float64 so identity is exact."""
     x, y = points[..., 0].astype(np.float64), points[..., 1].astype(np.float64)
     h = homographies[:, None]  # (N, 1, 3, 3) broadcast over M
     w = h[..., 2, 0] * x + h[..., 2, 1] * y + h[..., 2, 2]

@@ -1,8 +1,4 @@
-"""Settings of trajectory computation, shared by the online (per clip) and offline (per video) paths.
-
-Only plain fields (str, int, float, bool) so that omegaconf can build it from YAML and
-``--set traj.flow=dis_medium`` overrides; the training configs embed it.
-"""
+"""Trajectory settings shared by the online and offline paths (plain fields, for omegaconf)."""
 
 from __future__ import annotations
 
@@ -20,17 +16,7 @@ DEFAULT_OFFLINE_FLOW = "dis_fine"
 
 @dataclass
 class TrajectoryConfig:
-    """How dense trajectories are computed (docs/method.md §4.1).
-
-    - ``flow``: optical-flow backend name (:func:`mme.motion.flow.create_flow`).
-    - ``steps``: L, the number of raw-frame steps a point is tracked for.
-    - ``grid_stride``: seeds sit at the centres of ``grid_stride`` x ``grid_stride`` cells.
-    - ``median_filter``: 3x3 median filter of each flow field before sampling it.
-    - ``max_displacement``: per-step displacements are clamped to +-this many pixels.
-    - ``camera_motion``: ``none`` (displacements are the image motion) or ``homography``
-      (the camera's motion between consecutive frames is fitted as a homography and removed:
-      displacements are the motion relative to the camera, :mod:`mme.motion.camera`).
-    """
+    """How dense trajectories are computed (docs/method.md §4.1; fields in docs/motion.md)."""
 
     flow: str = DEFAULT_ONLINE_FLOW
     steps: int = 4
@@ -43,7 +29,6 @@ class TrajectoryConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ConfigError naming the first bad field."""
         from mme.motion.camera import CAMERA_MOTIONS
         from mme.motion.flow import flow_backends
 

@@ -1,33 +1,4 @@
-"""Offline trajectory extraction: every start frame of every video of a list, one file per video.
-
-``mme extract --list LIST --root DIR --out DIR`` runs :func:`run_extraction`. The job is
-
-- resumable and idempotent: a video whose file exists, opens, has the size its header states and
-  was made with the same settings from a source of the same size is skipped (``verify=True`` also
-  checks every block's checksum); files are written to a temporary name and renamed, so a killed
-  run leaves no partial file under a final name, and the temporary files it leaves behind are
-  deleted by the next run of the same shard;
-- fault-tolerant: a video that fails (missing, unreadable, no frames) is logged to
-  ``failures.jsonl`` (path + reason) and the rest continue; a worker process that dies is
-  replaced; the exit code is non-zero when anything failed;
-- parallel: ``workers`` processes, each with one OpenCV thread and one decoder thread;
-- sharded: the list's i-th distinct video belongs to shard ``i % num_shards``; shards come from the
-  arguments, else ``RANK``/``WORLD_SIZE`` (torchrun), else ``SLURM_ARRAY_TASK_ID`` /
-  ``SLURM_ARRAY_TASK_COUNT`` (minus ``SLURM_ARRAY_TASK_MIN``), else one shard. Sharded runs name
-  their logs and failure lists after the shard so that shards never write the same file.
-
-Output path: ``OUT / <key> + ".traj"``, the key being :func:`mme.io.lists.video_key`: the video's
-path relative to ROOT, which defaults to the list's folder as in :func:`mme.io.lists.read_list`; a
-video outside ROOT (an absolute list path elsewhere, or ``..`` climbing out) keeps its full
-absolute path under OUT. Pre-training with ``data.trajectories=offline`` finds the files through
-the same function (the same list and ``data.root``, ``data.traj_root`` = OUT). Two different
-videos of a list with one key would share a file: refused. Each consecutive flow is computed once
-per video and shared by the L start frames that need it (:func:`mme.motion.tracking.track_video`).
-
-Camera motion (``--camera-motion homography``): frame pairs whose camera fit fails fall back to
-uncompensated flow; each file's header lists them, each video's log event counts them, and the
-summary totals them.
-"""
+"""``mme extract``: one trajectory file per video; resumable, sharded, fault-tolerant (docs/motion.md)."""
 
 from __future__ import annotations
 
@@ -115,11 +86,7 @@ class ExtractSummary:
 def output_path(
     video: str | os.PathLike[str], out_dir: str | os.PathLike[str], root: str | os.PathLike[str]
 ) -> Path:
-    """Where the trajectories of ``video`` go: ``out_dir / <its key under root> + .traj``.
-
-    ``root`` is the list's :func:`~mme.io.lists.list_root`; the key is
-    :func:`~mme.io.lists.video_key`, which the datasets reading the files use too.
-    """
+    """``out_dir / video_key(video, root) + ".traj"`` (the key the datasets use too)."""
     key = video_key(video, root)
     return Path(out_dir) / key.parent / (key.name + SUFFIX)
 
@@ -130,12 +97,7 @@ def trajectory_outputs(
     root: str | os.PathLike[str],
     list_path: str | os.PathLike[str],
 ) -> dict[Path, Path]:
-    """``{video: its trajectory file}`` for each distinct video of a list, in list order.
-
-    A video listed twice (train lists repeat videos under several labels, or spell a path two
-    ways) is one video. Two different videos with one key (one under ROOT, one outside it keyed by
-    its absolute path) would overwrite each other's file: a DataError naming both lines.
-    """
+    """``{video: its trajectory file}`` per distinct video, in list order; DataError on a key clash."""
     outputs: dict[Path, Path] = {}
     owners: dict[Path, VideoEntry] = {}
     for entry in entries:
@@ -197,12 +159,7 @@ def extract_video(
     settings: ExtractSettings,
     decode_threads: int = 1,
 ) -> dict[str, Any]:
-    """Compute and write one video's trajectory file; returns counts for the log.
-
-    With camera-motion compensation the counts include ``camera_pairs``, ``camera_fallbacks``
-    and a one-line ``camera_summary`` (pairs that fell back to uncompensated flow, by reason).
-    Raises DataError for an unreadable video or one without frames (nothing is written then).
-    """
+    """Compute and write one video's trajectory file; returns counts for the log (DataError if unreadable)."""
     from mme.io.video import open_video
 
     video = Path(video)
@@ -291,10 +248,7 @@ def is_done(video: Path, out_path: Path, settings: ExtractSettings, verify: bool
 
 
 def remove_stale_temp_files(finals: set[Path]) -> int:
-    """Delete temporary files a killed run left next to any of ``finals``.
-
-    Only this job's outputs are considered: other shards may be writing theirs right now.
-    """
+    """Delete temporary files a killed run left next to this job's ``finals`` (never other shards')."""
     removed = 0
     for folder in {final.parent for final in finals}:
         if not folder.is_dir():

@@ -1,30 +1,4 @@
-"""Dense optical flow between consecutive frames, behind one small interface.
-
-A backend is created once per process (``create_flow(name)``) and then called on many frame
-pairs: ``flow = backend(prev_gray, next_gray)`` with two grayscale uint8 (H, W) frames returns a
-float32 (H, W, 2) field of (dx, dy) such that pixel (x, y) of ``prev`` is seen at
-``(x + dx, y + dy)`` in ``next``. The OpenCV objects keep internal buffers between calls, so
-reusing one backend avoids re-allocating per pair.
-
-Backends are OpenCV's (written in C++ and well tested; nothing to gain from our own copy):
-
-- ``dis_ultrafast`` / ``dis_fast`` / ``dis_medium``: DIS (Kroeger et al. 2016) with OpenCV's presets.
-- ``dis_halfres``: the online default: the FAST preset refined down to half resolution (finest
-  scale 1 instead of 2). The coarser presets smooth the flow over more than a patch and lose
-  most of the motion *inside* a patch (a rotation's, a boundary's), which is what the patch-std
-  trajectory target keeps (docs/motion.md, "trajectory target").
-- ``dis_online``: ULTRAFAST with patch stride 3 (a quarter less error, ~15% slower).
-- ``dis_fine``: the offline default: the MEDIUM preset run down to full resolution (finest scale
-  0) with 16 gradient-descent iterations; half the error of MEDIUM.
-  Both tuned variants were chosen by the known-motion measurements in docs/motion.md.
-- ``farneback``: Farneback's polynomial-expansion flow.
-- ``tvl1``: TV-L1 (what the MME authors used), from ``cv2.optflow`` in the
-  opencv-contrib build (``pip install 'mme[tvl1]'`` after uninstalling opencv-python-headless).
-
-Threads: ``cv2.setNumThreads`` is process-wide. Data-loader workers and extraction workers
-call :func:`set_cv2_threads(1) <set_cv2_threads>` so that N workers use N cores rather than
-N x cores threads fighting each other.
-"""
+"""Dense optical flow backends (OpenCV) behind one interface (docs/motion.md, "Flow backends")."""
 
 from __future__ import annotations
 
@@ -164,7 +138,7 @@ def flow_backends() -> tuple[str, ...]:
 
 
 def create_flow(name: str) -> FlowBackend:
-    """Create the flow backend called ``name`` (see the module docstring)."""
+    """Create the flow backend called ``name`` (docs/motion.md, "Flow backends")."""
     factory = _BACKENDS.get(name)
     if factory is None:
         raise ConfigError(f"unknown flow backend {name!r}; choose one of {', '.join(_BACKENDS)}")

@@ -1,19 +1,4 @@
-"""Histograms of oriented gradients in PyTorch: batched, on any device (docs/method.md §4.2).
-
-Per image channel: Sobel gradients (replicate padding), unsigned orientation
-``theta = atan2(gy, gx) mod pi`` in [0, pi), magnitude ``sqrt(gx^2 + gy^2)``. Each pixel votes its
-magnitude into the two nearest of ``bins`` orientation bins by linear interpolation; bin ``b`` is
-centred on ``theta = b * pi / bins`` (bin 0 = horizontal gradient = vertical edge), and the bins
-wrap around (an orientation just below pi votes into the last bin and bin 0). Votes are averaged
-over ``cell`` x ``cell`` cells; no block normalisation (released recipe).
-
-Written here rather than taken from a library because none computes it batched on a GPU with
-these exact choices (replicate padding, interpolated unsigned bins, plain cell means).
-
-Coordinates: x grows to the right and y downwards (image rows), so ``gy`` is the derivative
-along rows. The gradient images are exact linear functions of the input, so the HOG of the
-ImageNet-normalised clip equals the HOG of the raw clip scaled by ``1 / (255 * std_c)`` per channel.
-"""
+"""HOG in PyTorch, batched on any device (docs/method.md §4.2); no library computes exactly this."""
 
 from __future__ import annotations
 
@@ -65,10 +50,7 @@ def _chunks(images: torch.Tensor, bins: int) -> int:
 
 
 def hog_cells(images: torch.Tensor, cell: int = HOG_CELL, bins: int = HOG_BINS) -> torch.Tensor:
-    """HOG of float images (N, C, H, W) -> (N, C, bins, H // cell, W // cell), the mean vote per cell.
-
-    Rows/columns beyond the last whole cell are ignored. Runs on the images' device and dtype.
-    """
+    """Images (N, C, H, W) -> (N, C, bins, H // cell, W // cell), the mean vote per whole cell."""
     if images.ndim != 4:
         raise ValueError(f"hog_cells expects (N, C, H, W) images, got shape {tuple(images.shape)}")
     images = images if images.is_floating_point() else images.float()
@@ -86,14 +68,7 @@ def hog_cells(images: torch.Tensor, cell: int = HOG_CELL, bins: int = HOG_BINS) 
 def hog_at_points(
     images: torch.Tensor, points: torch.Tensor, cell: int = HOG_CELL, bins: int = HOG_BINS
 ) -> torch.Tensor:
-    """HOG of the ``cell`` x ``cell`` window centred on each sub-pixel point.
-
-    images (N, C, H, W) float; points (N, M, 2) (x, y) pixel-centre coordinates. Returns
-    (N, M, C, bins). The window histogram is a mean of votes, so between integer window positions
-    it is interpolated bilinearly; points outside the frame take the nearest window inside.
-    A point at the centre of a grid cell (``x = cell * j + (cell - 1) / 2``) gets exactly that
-    cell's value of :func:`hog_cells`.
-    """
+    """HOG (N, M, C, bins) of the ``cell`` window centred on each sub-pixel point (N, M, 2), bilinear."""
     if images.ndim != 4 or points.ndim != 3 or points.shape[0] != images.shape[0] or points.shape[-1] != 2:
         raise ValueError(
             f"hog_at_points expects images (N, C, H, W) and points (N, M, 2), got {tuple(images.shape)} "
@@ -129,14 +104,7 @@ def hog_along_trajectories(
     cell: int = HOG_CELL,
     bins: int = HOG_BINS,
 ) -> torch.Tensor:
-    """The paper's shape variant: the HOG under each tracked point at each step of its trajectory.
-
-    frames (..., L+1, C, H, W) float: the frames r_k .. r_k+L a trajectory grid was tracked through;
-    disp (..., L, Gh, Gw, 2) per-step displacements of the grid seeded at the centres of the
-    ``stride`` x ``stride`` cells of frame 0. Returns (..., L, Gh, Gw, C, bins): for step t = 1..L
-    the HOG of the ``cell`` x ``cell`` window centred on the point's position in frame r_k+t
-    (:func:`hog_at_points`). Validity is the caller's (the trajectory's ``valid``).
-    """
+    """HOG (..., L, Gh, Gw, C, bins) under each tracked point at steps 1..L of its trajectory."""
     lead = disp.shape[:-4]
     steps, grid_h, grid_w = disp.shape[-4:-1]
     if frames.shape[:-3] != (*lead, steps + 1):

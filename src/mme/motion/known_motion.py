@@ -1,19 +1,4 @@
-"""Videos with exactly known motion, for measuring flow and tracking accuracy.
-
-A smooth random colour texture (Gaussian-filtered noise) is rendered frame by frame under a
-similarity motion (translation, rotation about the frame centre, zoom about the frame centre) by
-sampling it at the analytically mapped sub-pixel positions (``cv2.remap``, bicubic). Because the
-motion is a closed-form map, the true position of every tracked point in every frame is known,
-which is what the accuracy tests and ``benchmarks/motion.py`` compare against.
-
-For camera-motion compensation (``traj.camera_motion``), :func:`render_layered` draws a second,
-differently textured square with a motion of its own (:class:`MovingSquare`) over a moving
-background (the camera's pan), and :func:`camera_residuals` gives the exact motion of any point
-relative to the camera.
-
-Coordinates are pixel-centre coordinates (pixel ``i`` has its centre at ``i``), as in OpenCV and
-in :mod:`mme.motion.tracking`.
-"""
+"""Videos with exactly known motion, for measuring flow and tracking accuracy (docs/motion.md)."""
 
 from __future__ import annotations
 
@@ -27,12 +12,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Motion:
-    """A similarity motion per frame, about the frame centre.
-
-    Frame ``t`` shows the scene translated by ``t * (dx, dy)`` pixels, rotated by ``t * angle``
-    radians (counter-clockwise on screen is negative, as y points down) and scaled by
-    ``zoom ** t``, all about the frame centre.
-    """
+    """Frame ``t``: moved ``t * (dx, dy)``, rotated ``t * angle``, scaled ``zoom ** t`` about the centre."""
 
     name: str
     dx: float = 0.0
@@ -81,16 +61,7 @@ def render_frames(
     seed: int = 0,
     oversample: int = 4,
 ) -> np.ndarray:
-    """Render ``num_frames`` uint8 RGB frames (T, H, W, 3) of a smooth texture moving by ``motion``.
-
-    Like a camera sensor, each output pixel is the average of ``oversample`` x ``oversample``
-    point samples of the scene spread over its area; the scene is a texture of ``oversample``
-    times the output resolution (feature size ``sigma`` output pixels), so the bicubic
-    interpolation between its texels is far below the pixel scale. Without this, interpolating
-    a texture at the output resolution blurs each sub-pixel phase differently, which looks like a
-    per-frame shift of several hundredths of a pixel. The texture covers exactly the part of the
-    scene some frame sees, so no frame ever samples a border.
-    """
+    """Frames (T, H, W, 3) uint8 of a texture moving by ``motion``; pixels average oversampled points."""
     frames = np.empty((num_frames, height, width, 3), np.uint8)
     for t, samples in enumerate(_scene_samples(motion, num_frames, height, width, sigma, seed, oversample)):
         frames[t] = _to_pixels(samples, height, width)
@@ -99,12 +70,7 @@ def render_frames(
 
 @dataclass(frozen=True)
 class MovingSquare:
-    """A textured square with a motion of its own, drawn over a scene (camera-motion tests).
-
-    ``motion`` is its whole image motion (the camera's plus its own), a :class:`Motion` like the
-    background's; the square is where it is in frame 0: centre ``centre`` (x, y), side ``size``
-    pixels, and moves with ``motion`` from there.
-    """
+    """A textured square at ``centre`` with its own whole image ``motion`` (camera-motion tests)."""
 
     motion: Motion
     centre: tuple[float, float]
@@ -132,13 +98,7 @@ def render_layered(
     seed: int = 0,
     oversample: int = 4,
 ) -> np.ndarray:
-    """Frames (T, H, W, 3) uint8 of a textured background moving by ``background`` (the camera)
-    with a differently textured square moving by ``square.motion`` drawn over it.
-
-    Both layers are sampled on the same fine grid as :func:`render_frames` and composited there,
-    before averaging to output pixels, so the square's edges are anti-aliased like a sensor would
-    see them and both motions stay exact.
-    """
+    """Frames of a background moving by ``background`` with ``square`` drawn over it, anti-aliased."""
     layers = zip(
         _scene_samples(background, num_frames, height, width, sigma, seed, oversample),
         _scene_samples(square.motion, num_frames, height, width, sigma, seed + 1, oversample),
@@ -196,8 +156,7 @@ def _to_pixels(samples: np.ndarray, height: int, width: int) -> np.ndarray:
 def true_positions(
     motion: Motion, points: np.ndarray, start: int, steps: int, height: int, width: int
 ) -> np.ndarray:
-    """Exact positions (steps + 1, ..., 2) of ``points`` (..., 2) seen in frame ``start``, in frames
-    ``start .. start + steps``."""
+    """Exact positions (steps + 1, ..., 2) of ``points`` of frame ``start`` in the following frames."""
     centre = ((width - 1) / 2.0, (height - 1) / 2.0)
     to_scene = cv2.invertAffineTransform(motion.matrix(start, centre))
     flat = points.reshape(-1, 2).astype(np.float64)
@@ -219,13 +178,7 @@ def true_displacements(
 def camera_residuals(
     camera: Motion, positions: np.ndarray, start: int, height: int, width: int
 ) -> np.ndarray:
-    """Exact per-step displacements relative to the camera, (steps, ..., 2), of points whose true
-    positions in frames ``start .. start + steps`` are ``positions`` (steps + 1, ..., 2).
-
-    Step t's is ``C_t^-1(p_{t+1}) - p_t``, ``C_t`` being the camera's (the background's) map from
-    frame t to frame t + 1: 0 for a point of the background, the object's own motion otherwise
-    (the quantity ``traj.camera_motion = homography`` trajectories store).
-    """
+    """Exact per-step motion relative to the camera of points at ``positions``: ``C_t^-1(p_{t+1}) - p_t``."""
     centre = ((width - 1) / 2.0, (height - 1) / 2.0)
     out = []
     for step in range(len(positions) - 1):
@@ -246,13 +199,7 @@ def tracking_errors(
     stride: int = 8,
     margin: float = 16.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Errors of tracked grids against the exact motion, for points away from the border.
-
-    disp (K, L, Gh, Gw, 2): the grids seeded in frames ``starts[k]`` (cell centres, ``stride``).
-    Only points whose true trajectory stays at least ``margin`` pixels inside the frame count.
-    Returns (per-step errors, endpoint errors): Euclidean norms in pixels, flattened over the
-    counted points (steps x points, and points).
-    """
+    """Per-step and endpoint errors (px) of tracked grids against exact motion, away from the border."""
     seeds = _grid(height, width, stride)
     steps = disp.shape[1]
     step_errors, endpoint_errors = [], []

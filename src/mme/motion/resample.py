@@ -1,13 +1,4 @@
-"""Offline trajectories -> a clip's geometry: resample a stored grid onto the augmented frame's grid.
-
-Stored trajectories (:func:`mme.motion.read_trajectories`) are seeded on the grid of the stored
-frames. A training clip crops a box of those frames and resizes it (and may flip it), so its own
-grid seeds fall between stored seeds: their trajectories are interpolated bilinearly from the
-four surrounding stored trajectories, displacements are rescaled to output pixels (and negated in
-x when flipped), and validity is re-checked against the output frame. This is the motion half of
-``Geometry.apply_to_trajectories`` in :mod:`mme.data`; the online path
-(:mod:`mme.motion.online`) needs none of it because it tracks on the augmented frames.
-"""
+"""Offline trajectories -> a clip's geometry: bilinear resampling of a stored grid onto the crop's."""
 
 from __future__ import annotations
 
@@ -25,15 +16,7 @@ def resample_trajectories(
     out_stride: int = 8,
     flip: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Trajectories of the output grid of a cropped, resized (and maybe flipped) frame.
-
-    disp (S, L, Gh, Gw, 2) and valid (S, L, Gh, Gw): stored trajectories, grid ``stride``, in
-    stored pixels. ``box = (x0, y0, w, h)``: the crop ``frame[y0:y0+h, x0:x0+w]`` (stored pixels,
-    fractional allowed) that is resized to ``out_size = (W, H)`` with pixel centres aligned as in
-    ``cv2.resize``; ``flip`` mirrors the output horizontally. Returns disp (S, L, H/out_stride,
-    W/out_stride, 2) in output pixels and valid; a point is valid after a step when the four
-    stored trajectories it is interpolated from are, and it is inside the output frame.
-    """
+    """Stored ``disp``/``valid`` resampled onto the grid of ``box`` resized to ``out_size`` (and flipped)."""
     grid_h, grid_w = valid.shape[2:]
     if disp.shape != (*valid.shape, 2):
         raise ValueError(f"disp {disp.shape} and valid {valid.shape} do not match")

@@ -1,29 +1,4 @@
-"""Trajectory files: one per video, every start frame's L-step trajectories (docs/trajectory-format.md).
-
-Layout (little-endian)::
-
-    b"MMETRAJ1"                 8 bytes, magic + major format version
-    header length               uint32
-    header                      UTF-8 JSON, keys sorted (metadata + block table)
-    block 0, block 1, ...       zlib streams, back to back
-
-Block b holds start frames ``[b * block_frames, min((b + 1) * block_frames, F))``; decompressed it
-is ``disp`` int8 (n, L, 2, Gh, Gw) (x plane then y plane: component planes compress better than
-interleaved pairs) followed by ``alive`` uint8 (n, Gh, Gw), the number of leading valid steps of
-each point (validity is monotone: valid at step t <=> t < alive). A displacement is
-``int8 / quant_scale`` pixels; ``quant_scale = 6`` (1/6 px steps, error <= 1/12 px, RMS 0.048 px,
-below the per-step error of the flows) is the finest scale at which the +-20 px clamp range fits an
-int8 (120 <= 127). Files are deterministic: no timestamps, sorted JSON, fixed zlib level, so a
-rerun writes identical bytes.
-
-The header's ``file_size`` and per-block CRC32 (of the compressed bytes) catch truncated and
-corrupted files: :func:`read_trajectories` raises :class:`~mme.errors.DataError` naming the file,
-never returns zeros for a damaged one.
-
-Format versions: 2 (written) added ``camera_motion`` and ``camera_fallbacks`` to the header;
-version-1 files (same layout, no camera fields) are still read, as ``camera_motion = "none"``
-(what they hold).
-"""
+"""Trajectory files: one per video, every start frame's trajectories (docs/trajectory-format.md)."""
 
 from __future__ import annotations
 
@@ -54,16 +29,7 @@ _MAX_HEADER = 64 << 20
 
 @dataclass
 class TrajectoryMeta:
-    """What a trajectory file says about itself (all in its JSON header).
-
-    ``width``/``height`` are the frames the flow ran on; ``source_width``/``source_height`` the
-    video's native size (``scale_x = width / source_width``; 1.0 at native resolution, less when
-    ``max_side`` shrank the frames). Positions and displacements are in the pixels of the
-    ``width`` x ``height`` frames, pixel-centre convention (:mod:`mme.motion.tracking`).
-    ``camera_motion`` "homography": displacements are relative to the camera
-    (:mod:`mme.motion.camera`) except for the frame pairs ``f -> f + 1`` listed by their first
-    frame ``f`` in ``camera_fallbacks``, whose fit failed (uncompensated flow there).
-    """
+    """A trajectory file's JSON header (docs/trajectory-format.md, "Header fields")."""
 
     num_frames: int
     width: int
@@ -97,11 +63,7 @@ class TrajectoryMeta:
         return self.height / self.source_height
 
     def settings(self) -> dict[str, Any]:
-        """The fields that decide the content (compared to skip files already extracted).
-
-        Not the format version: a version-1 file holds what version 2 writes with
-        ``camera_motion = "none"``, and versions the reader does not know never get this far.
-        """
+        """The fields that decide the content (not the format version: v1 equals v2 with no camera motion)."""
         keys = ("steps", "grid_stride", "flow", "median_filter", "max_displacement", "max_side")
         keys += ("camera_motion", "quant_scale", "block_frames", "source_bytes")
         return {key: getattr(self, key) for key in keys}
@@ -119,7 +81,6 @@ class TrajectoryWriter:
 
     @property
     def count(self) -> int:
-        """Start frames appended so far."""
         return self._count
 
     def append(self, disp: np.ndarray, valid: np.ndarray) -> None:
@@ -180,12 +141,7 @@ def _corrupt(path: Path, reason: str) -> DataError:
 
 
 def read_trajectory_meta(path: str | os.PathLike[str]) -> TrajectoryMeta:
-    """Read and check a trajectory file's header (cheap: no block is decompressed).
-
-    Raises DataError when the file is missing, not a trajectory file, of a format version this
-    reader does not know, or not the size its header says (truncated or appended to). A
-    version-1 file reads with ``camera_motion = "none"``.
-    """
+    """Read and check a file's header without decompressing; DataError when missing, unknown or truncated."""
     path = Path(path)
     try:
         with open(path, "rb") as handle:
@@ -235,13 +191,7 @@ def read_trajectory_meta(path: str | os.PathLike[str]) -> TrajectoryMeta:
 def read_trajectories(
     path: str | os.PathLike[str], start_frames: Sequence[int] | np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, TrajectoryMeta]:
-    """Displacements, validity and metadata of a trajectory file.
-
-    Returns ``disp`` float32 (S, L, Gh, Gw, 2) (dx, dy) in pixels of the stored frames
-    (``meta.width`` x ``meta.height``), ``valid`` bool (S, L, Gh, Gw), and the metadata, for the
-    ``start_frames`` asked (in that order, repeats allowed; S = F and every start frame when
-    None). Only the blocks holding those frames are decompressed. A damaged file raises DataError.
-    """
+    """``disp`` (S, L, Gh, Gw, 2), ``valid`` and metadata for ``start_frames`` (all when None)."""
     path = Path(path)
     meta = read_trajectory_meta(path)
     if start_frames is None:

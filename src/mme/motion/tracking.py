@@ -1,28 +1,4 @@
-"""Dense point tracking through consecutive optical flows (docs/method.md §4.1).
-
-Seeds sit at the centres of the ``stride`` x ``stride`` cells of the start frame and move by
-``p_{t+1} = p_t + flow_t(p_t)``, the flow being sampled bilinearly at the sub-pixel position
-(optionally after a 3x3 median filter, as in the dense-trajectory literature). Each per-step
-displacement is clamped to +-``max_displacement``. A point is *valid* after step t while it is
-inside the frame; once it has left it stays invalid, and its later displacements are 0 (the
-displacement of the step that takes it out is kept).
-
-With ``config.camera_motion = "homography"`` the flow of each pair is the residual flow relative
-to the camera's homography ``H_t`` (:mod:`mme.motion.camera`): the recorded displacement is the
-residual ``r_t = flow_t(p_t)`` and the point moves to ``p_{t+1} = H_t (p_t + r_t)``, its true
-position in frame t+1 (``H_t`` = identity for a pair that fell back to uncompensated flow).
-
-Conventions (shared by every module of :mod:`mme.motion`):
-
-- positions are pixel-centre coordinates: pixel (i, j) has its centre at x = j, y = i; the frame
-  is the area covered by its pixels, ``-0.5 <= x <= W - 0.5`` and ``-0.5 <= y <= H - 0.5``;
-- seed (gy, gx) is at ``x = stride * gx + (stride - 1) / 2`` (the centre of its cell), with
-  ``Gh = H // stride`` rows and ``Gw = W // stride`` columns (cells wholly inside the frame);
-- displacements are (dx, dy) in pixels of the frames the flow was computed on.
-
-Everything here is vectorised over points (and over trajectories that advance together); the
-only Python loops run over flow steps.
-"""
+"""Dense point tracking through consecutive flows (docs/method.md §4.1; conventions: docs/motion.md)."""
 
 from __future__ import annotations
 
@@ -49,11 +25,7 @@ def grid_seeds(height: int, width: int, stride: int) -> np.ndarray:
 
 
 def prepare_flow(flow: np.ndarray, median_filter: bool, out: np.ndarray | None = None) -> np.ndarray:
-    """The flow field as tracking samples it: float32 (H, W, 2), 3x3-median-filtered if asked.
-
-    Written into ``out`` when given (a slot of a preallocated stack of fields). The median runs
-    on both components at once (OpenCV's 3x3 float median treats channels independently).
-    """
+    """The flow field float32 (H, W, 2) as tracking samples it, 3x3-median-filtered if asked."""
     flow = np.ascontiguousarray(flow, dtype=np.float32)
     if out is None:
         out = np.empty_like(flow)
@@ -65,13 +37,10 @@ def prepare_flow(flow: np.ndarray, median_filter: bool, out: np.ndarray | None =
 
 
 def bilinear_sample(fields: np.ndarray, which: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Sample the flow fields ``fields[which[n]]`` bilinearly at ``points[n, m]``.
+    """Sample ``fields[which[n]]`` (P, H, W, 2) bilinearly at ``points[n, m]``, clamped to the frame.
 
-    fields float32 (P, H, W, 2); which (N,) int index into P; points (N, M, 2) (x, y) pixel-centre
-    coordinates, clamped to the frame (the border value is replicated). Returns (N, M, 2) float32.
-    Written with numpy gathers rather than ``cv2.remap``, whose bilinear weights are quantised
-    to 1/32 pixel. Each (dx, dy) pair is gathered as one complex64 value: one 8-byte gather per
-    corner instead of two strided ones, about 3x faster.
+    Numpy gathers, not ``cv2.remap`` (its weights are quantised to 1/32 px); each (dx, dy) is gathered
+    as one complex64, about 3x faster than two strided gathers.
     """
     count, height, width, channels = fields.shape
     if channels != 2 or fields.dtype != np.float32:
@@ -101,13 +70,7 @@ def advance(
     max_displacement: float,
     homographies: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One tracking step of points (N, M, 2) with validity (N, M) through ``fields[which[n]]``.
-
-    Returns (displacement (N, M, 2), new points, new validity). Points already invalid do not
-    move (displacement 0); a point whose new position is outside the frame becomes invalid.
-    With ``homographies`` (P, 3, 3), the fields are residual flows relative to them: the
-    displacement is the residual and the point moves to ``homographies[which[n]] (p + residual)``.
-    """
+    """One tracking step: (displacement, new points, new validity); with ``homographies``, residual flows."""
     height, width = fields.shape[1:3]
     disp = bilinear_sample(fields, which, points)
     np.clip(disp, -max_displacement, max_displacement, out=disp)
@@ -131,17 +94,7 @@ def track_tubelets(
     backend: FlowBackend,
     stats: CameraStats | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Trajectories of K grids, each seeded in one frame and tracked through the next L frames.
-
-    ``gray`` (N, H, W) uint8 holds frames; ``index`` (K, L+1) int says which of them are the
-    frames r_k, r_k+1, ..., r_k+L of trajectory k. The flow of each distinct pair of frames is
-    computed once (tubelets that share frame pairs share their flows); a pair of one frame with
-    itself (a clip padded by repeating its last frame) has zero flow without computing it.
-    With camera-motion compensation, ``stats`` (when given) counts the distinct pairs compensated
-    and fallen back, a fallen-back pair named by its first frame's index into ``gray``.
-
-    Returns disp (K, L, Gh, Gw, 2) float32 and valid (K, L, Gh, Gw) bool.
-    """
+    """``disp`` (K, L, Gh, Gw, 2) and ``valid`` of K grids; each distinct frame pair gets one flow."""
     index = np.asarray(index, dtype=np.int64)
     count, steps_plus_one = index.shape
     if steps_plus_one != config.steps + 1:
@@ -185,17 +138,7 @@ def track_video(
     backend: FlowBackend,
     stats: CameraStats | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Trajectories of every start frame of a video, streamed in start-frame order.
-
-    ``gray_frames`` yields the video's grayscale uint8 (H, W) frames in order. Each consecutive
-    flow is computed once and advances every trajectory that needs it (the up to L trajectories
-    started in the L previous frames), so memory stays at L grids whatever the video length.
-    Yields (disp (L, Gh, Gw, 2) float32, valid (L, Gh, Gw) bool) for start frames 0, 1, ..., F-1.
-    A start frame f with f + L > F - 1 runs out of frames: its steps past the last frame are
-    invalid with displacement 0 (as for a point that left the frame). With camera-motion
-    compensation, ``stats`` (when given) counts the pairs, a fallen-back pair named by the
-    video index of its first frame.
-    """
+    """Every start frame's trajectories, streamed; each consecutive flow is computed once."""
     active: list[_Trajectory] = []
     previous: np.ndarray | None = None
     for index, frame in enumerate(gray_frames):
@@ -248,11 +191,7 @@ class _Trajectory:
 
 
 def positions_from_displacements(disp: np.ndarray, stride: int) -> np.ndarray:
-    """Tracked positions (..., L+1, Gh, Gw, 2) from per-step displacements (..., L, Gh, Gw, 2).
-
-    The true positions for uncompensated trajectories only: camera-compensated displacements are
-    residuals relative to the camera, and their sum is the path with the camera's motion removed.
-    """
+    """Positions (..., L+1, Gh, Gw, 2) from displacements (true ones only without camera compensation)."""
     grid_h, grid_w = disp.shape[-3:-1]
     seeds = grid_seeds(grid_h * stride, grid_w * stride, stride)
     start = np.broadcast_to(seeds, (*disp.shape[:-4], 1, grid_h, grid_w, 2))

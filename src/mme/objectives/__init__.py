@@ -1,8 +1,4 @@
-"""mme.objectives: what the decoder predicts (HOG, trajectories, pixels) and the masked loss.
-
-Pure tensor functions on the training device; see :mod:`mme.objectives.targets` for the exact
-per-token layouts.
-"""
+"""What the decoder predicts (HOG, trajectories, pixels) and the masked loss: tensor functions."""
 
 from mme.objectives.config import TargetConfig, TargetSettings
 from mme.objectives.loss import masked_loss

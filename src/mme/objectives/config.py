@@ -1,8 +1,4 @@
-"""Settings of the target builders: the run config's ``targets`` section and the geometry it applies to.
-
-Plain fields only (omegaconf-compatible). Which targets are trained is the model's list of heads;
-these settings say how each target is computed.
-"""
+"""Settings of the target builders: the run config's ``targets`` section plus token geometry."""
 
 from __future__ import annotations
 
@@ -15,16 +11,7 @@ TRAJ_NORMS = ("patch_std", "patch_std_int", "none")
 
 @dataclass
 class TargetSettings:
-    """How targets are computed (docs/method.md §4); a run config's ``targets`` section.
-
-    - ``traj_norm``: ``patch_std`` (standardise over a token's points, std floored at
-      ``traj_std_floor``), ``patch_std_int`` (the released code: whole-pixel steps, ``std + eps``)
-      or ``none`` (divide by the maximum displacement).
-    - ``traj_std_floor``: smallest std ``patch_std`` divides by, in network-input pixels per step
-      (measured choice: docs/motion.md, "trajectory target").
-    - ``hog_cell`` / ``hog_bins``: HOG cell size (8: 2x2 cells per patch) and orientation bins (9).
-    - ``eps``: added to the standard deviations of ``patch_std`` and of the pixel target.
-    """
+    """How targets are computed (docs/method.md §4; fields in docs/motion.md, "Targets")."""
 
     traj_norm: str = "patch_std"
     traj_std_floor: float = 0.15
@@ -36,7 +23,6 @@ class TargetSettings:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ConfigError naming the first bad field."""
         if self.traj_norm not in TRAJ_NORMS:
             raise ConfigError(f"targets.traj_norm must be one of {TRAJ_NORMS}, got {self.traj_norm!r}")
         _check_integers(self, ("hog_cell", "hog_bins"), "targets.")
@@ -48,13 +34,7 @@ class TargetSettings:
 
 @dataclass
 class TargetConfig(TargetSettings):
-    """What the builders read: the settings plus the geometry of the tokens and trajectories.
-
-    A run does not store the geometry twice: ``PretrainConfig.target_config()`` takes it from the
-    data section (``patch_size``, ``tubelet_size``: the model's tokens, 16 and 2) and the ``traj``
-    section (``traj_steps`` = L, ``traj_stride`` = seed spacing, 8: 2x2 points per 16x16 patch;
-    ``max_displacement``: displacements are clamped to +- this, in network-input pixels).
-    """
+    """The settings plus the token and trajectory geometry, derived by ``PretrainConfig.target_config()``."""
 
     patch_size: int = 16
     tubelet_size: int = 2
@@ -63,7 +43,6 @@ class TargetConfig(TargetSettings):
     max_displacement: float = 20.0
 
     def validate(self) -> None:
-        """Raise ConfigError naming the first bad field."""
         super().validate()
         _check_integers(self, ("patch_size", "tubelet_size", "traj_steps", "traj_stride"), "")
         if self.tubelet_size < 2:

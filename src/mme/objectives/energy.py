@@ -1,14 +1,4 @@
-"""How much the trajectory target carries for motions of known kind (docs/motion.md).
-
-The patch-std target should be ~0 where nothing moves relative to the patch (static or rigidly
-translating tokens) and carry the motion where something does (rotation, zoom, object
-boundaries). :func:`measure_energies` renders each kind of motion (smooth texture, a little
-sensor noise), computes trajectories the two ways the loader does — online (flow on the
-network-input frames) and offline (``mme extract``'s tracking at twice the resolution, stored,
-read back, resampled to the input grid) — and returns the mean target energy (sum of squares
-of a token's values) per token of each kind. ``benchmarks/traj_energy.py`` prints the table;
-the tests hold the default settings to it.
-"""
+"""Mean per-token trajectory-target energy on motions of known kind (benchmarks/traj_energy.py)."""
 
 from __future__ import annotations
 
@@ -42,8 +32,7 @@ def noisy(frames: np.ndarray, rng: np.random.Generator, sigma: float = 2.0) -> n
 
 
 def boundary_scene(size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A textured square moving 2 px/frame right over a static texture (native frames), and the
-    per-token mask (at half resolution, 16-px tokens) of tokens its left or right edge crosses."""
+    """A square moving 2 px/frame over a static texture, and the mask of tokens its edges cross."""
     background = render_frames(Motion("static"), STEPS + 1, size, size, seed=seed)
     moving = render_frames(Motion("move", dx=2.0), STEPS + 1, size, size, seed=seed + 100)
     frames = background.copy()
@@ -111,8 +100,7 @@ def measure_energies(
     online_flow: str = DEFAULT_ONLINE_FLOW,
     kinds: tuple[str, ...] = (*KINDS, "boundary"),
 ) -> dict[str, dict[str, float]]:
-    """``{"<kind>/<online|offline>": {norm name: mean energy per token}}`` on ``seeds`` scenes
-    per kind, rendered at twice ``size`` (the native video) with sensor noise of 2 grey levels."""
+    """``{"<kind>/<online|offline>": {norm: mean energy per token}}`` over ``seeds`` noisy scenes."""
     rng = np.random.default_rng(0)
     native = 2 * size
     tokens = size // 16

@@ -12,16 +12,10 @@ def masked_loss(
     targets: Mapping[str, tuple[torch.Tensor, torch.Tensor | None]],
     mask: torch.Tensor,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Loss over the masked tokens; returns (total, {target name: term}).
+    """Squared error over masked tokens, weighted; returns (total, {target name: term}).
 
-    predictions: ``{name: (B, M, C)}`` for the M masked tokens of each row, in ascending token
-    order (the model's output); targets: ``{name: (values (B, N, C), weight (B, N) or None)}``
-    (:func:`mme.objectives.build_targets`); mask: bool (B, N), True = masked, M per row.
-
-    Per masked token: squared error summed over the C values, times the token's weight (the
-    trajectory validity; 1 where there is none). Each term is the sum over masked tokens divided
-    by the number of masked tokens (B x M); the total is the mean of the terms. Computed in
-    float32 whatever the predictions' dtype (fp16 autocast).
+    Each term sums over the B x M masked tokens and divides by B x M; the total is the mean of the
+    terms; float32 whatever the predictions' dtype (docs/method.md §5).
     """
     if mask.dtype != torch.bool or mask.ndim != 2:
         raise ValueError(f"mask must be bool (B, N), got {mask.dtype} {tuple(mask.shape)}")

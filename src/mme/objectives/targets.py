@@ -1,30 +1,7 @@
-"""Target builders: the batch on the training device -> per-token targets (docs/method.md §4).
+"""Target builders: the device batch -> per-token targets for ALL tokens (docs/method.md §4).
 
-Each target is one registry entry (:data:`TARGETS`): its head activation, its per-token dimension
-and its builder. A builder maps the device batch to ``(values (B, N, C), weight (B, N) or None)``
-for ALL N tokens (token ``n = (k * Hp + i) * Wp + j``); the loss gathers the masked ones.
-Everything is batched tensor code on the batch's device: no per-sample Python loops.
-
-Batch keys read here:
-
-- ``clip``: the normalised float clip (B, 3, T, H, W);
-- ``traj_disp`` (B, K, L, Gh, Gw, 2) and ``traj_valid`` (B, K, L, Gh, Gw): trajectories in
-  network-input pixels (the Trajectory-inputs contract);
-- ``traj_flow_scale`` (optional, B x 2; only for ``traj_norm=patch_std_int``): network-input
-  pixels per pixel of the frames the flow ran on;
-- ``traj_frames`` (only for ``traj_hog``): the frames r_k .. r_k+L each trajectory grid was tracked
-  through, normalised like the clip, float (B, K, L+1, 3, H, W).
-
-Per-token layouts (q x q = 2 x 2 cells/points per 16 x 16 patch, ``p = row * q + col`` row-major):
-
-- ``hog`` (108 = 4 x 3 x 9): index ``p * 27 + c * 9 + b`` - cell p, RGB channel c, orientation
-  bin b, of the tubelet's SECOND frame (2k + 1).
-- ``traj`` (32 = 2 x L x 4): index ``c * L * 4 + t * 4 + p`` - coordinate c (0 = x, 1 = y), step t,
-  point p; standardised over the 4 points per ``targets.traj_norm`` (:func:`patch_standardise`).
-- ``traj_hog`` (432 = L x 4 x 3 x 9): index ``((t * 4 + p) * 3 + c) * 9 + b`` - the HOG under
-  point p after step t (zero once the point is invalid).
-- ``pixel`` (1536 = 2 x 16 x 16 x 3): index ``((dt * 16 + dy) * 16 + dx) * 3 + c`` - pixel-major
-  then channel, VideoMAE's "(p0 p1 p2) c".
+One registry entry per target (:data:`TARGETS`: activation, width, builder); batched tensor code,
+no per-sample loops. Batch keys and per-token layouts: docs/motion.md, "Targets".
 """
 
 from __future__ import annotations
@@ -86,11 +63,7 @@ def _token_grid(clip: torch.Tensor, config: TargetConfig) -> tuple[int, int, int
 
 
 def grid_to_tokens(grid: torch.Tensor, per_side: int) -> torch.Tensor:
-    """(B, K, Gh, Gw, *F) cell/point grid -> (B, N, per_side**2, *F), tokens in model order.
-
-    Token ``n = (k * Hp + i) * Wp + j`` holds grid rows ``i * q .. i * q + q - 1`` and columns
-    ``j * q ..``, listed row-major (``p = row * q + col``).
-    """
+    """(B, K, Gh, Gw, *F) grid -> (B, N, per_side**2, *F), tokens in model order, points row-major."""
     batch, tubelets, grid_h, grid_w = grid.shape[:4]
     features = grid.shape[4:]
     rows, cols = grid_h // per_side, grid_w // per_side
@@ -124,7 +97,7 @@ def trajectory_weight(valid: torch.Tensor, per_side: int) -> torch.Tensor:
 
 
 def build_traj(batch: Batch, config: TargetConfig) -> Built:
-    """Per-token trajectory displacements, layout "2 x L x q*q" (see module docstring)."""
+    """Per-token trajectory displacements, layout "2 x L x q*q"."""
     disp, valid, per_side = _trajectory_inputs(batch, config, "traj")
     disp = disp.float().clamp(-config.max_displacement, config.max_displacement)
     tokens = grid_to_tokens(disp.permute(0, 1, 3, 4, 2, 5), per_side)  # (B, N, P, L, 2)
@@ -137,13 +110,7 @@ def build_traj(batch: Batch, config: TargetConfig) -> Built:
 
 
 def patch_standardise(tokens: torch.Tensor, config: TargetConfig) -> torch.Tensor:
-    """Standardise (..., P) over a token's P points: subtract their mean, divide by their std.
-
-    ``patch_std`` divides by ``max(std, traj_std_floor)``: a spread below the floor (flow noise
-    on a rigidly moving or static patch) stays small instead of being blown up to unit variance,
-    so the target is ~0 where nothing moves relative to the patch (docs/motion.md, "trajectory
-    target"). ``patch_std_int`` is the released code's ``std + eps`` on whole-pixel steps.
-    """
+    """Standardise (..., P) over a token's points; ``patch_std`` floors the std (docs/motion.md)."""
     mean = tokens.mean(dim=-1, keepdim=True)
     std = tokens.std(dim=-1, keepdim=True, unbiased=True)
     if config.traj_norm == "patch_std":
@@ -152,11 +119,7 @@ def patch_standardise(tokens: torch.Tensor, config: TargetConfig) -> torch.Tenso
 
 
 def _whole_flow_pixels(tokens: torch.Tensor, batch: Batch) -> torch.Tensor:
-    """Each step truncated towards zero to whole pixels of the frames the flow ran on.
-
-    ``traj_flow_scale`` (B, 2): network-input pixels per flow pixel in x and y (1 for online
-    trajectories, the crop's resize factor for offline files); absent means 1.
-    """
+    """Steps truncated to whole flow pixels (``traj_flow_scale``: input pixels per flow pixel; absent: 1)."""
     scale = batch.get("traj_flow_scale")
     if scale is None:
         return torch.trunc(tokens)
@@ -196,12 +159,7 @@ def build_traj_hog(batch: Batch, config: TargetConfig) -> Built:
 
 
 def build_pixel(batch: Batch, config: TargetConfig) -> Built:
-    """VideoMAE's pixel target, normalised per token and channel, layout "(p0 p1 p2) c".
-
-    Takes the normalised clip: per-token standardisation removes any per-channel affine map, so
-    un-doing the ImageNet normalisation first would change only the effective eps (scaled by
-    that channel's std, ~0.23).
-    """
+    """VideoMAE's pixel target, normalised per token and channel, layout "(p0 p1 p2) c"."""
     clip = _require(batch, "clip", "pixel", 5)
     batch_size, channels = clip.shape[:2]
     tubelets, rows, cols = _token_grid(clip, config)
@@ -253,7 +211,6 @@ TARGETS: dict[str, TargetSpec] = {
 
 
 def get_target(name: str) -> TargetSpec:
-    """The registry entry called ``name``."""
     spec = TARGETS.get(name)
     if spec is None:
         raise ConfigError(f"unknown target {name!r}; choose from {', '.join(TARGETS)}")
@@ -268,11 +225,7 @@ def target_dim(name: str, config: TargetConfig | None = None) -> int:
 def head_specs(
     names: Sequence[str], config: TargetConfig | None = None, activations: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:
-    """One ``{name, dim, activation}`` prediction head per target (``mme.models.HeadConfig`` fields).
-
-    Widths come from this registry at ``config``'s settings; ``activations`` replaces a target's
-    own activation (e.g. the released ``{hog: sigmoid, traj: tanh}``).
-    """
+    """One ``{name, dim, activation}`` head per target; ``activations`` overrides the targets' own."""
     config = config or TargetConfig()
     activations = activations or {}
     return [

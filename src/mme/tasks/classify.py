@@ -1,10 +1,7 @@
 """Supervised fine-tuning of a (pre-trained) video ViT (VideoMAE protocol, docs/method.md §6).
 
-One step (:meth:`ClassifyTask.step`): ``per_gpu x num_sample`` augmented clips, on the device,
-are normalised → mixup / cutmix with label smoothing (soft targets) → logits → soft-target
-cross-entropy; :class:`mme.train.trainer.Trainer` does the rest. Every ``validation.every_epochs``
-the single-view validation top-1 picks ``best.pt``; at the end the multi-view test
-(``clips x crops``) runs on the test list.
+A step: normalise -> mixup / cutmix with label smoothing -> logits -> soft-target cross-entropy.
+Validation picks ``best.pt``; the multi-view test runs at the end.
 """
 
 from __future__ import annotations
@@ -32,9 +29,7 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
 
 
 def classifier_model(config: FinetuneConfig, num_classes: int) -> tuple[nn.Module, Any]:
-    """A classifier for ``num_classes``: initialised from ``model.init_from`` when given (its
-    encoder; a new head unless the class counts match), else randomly (training from scratch).
-    Returns the model and the load report (None from scratch)."""
+    """A classifier for ``num_classes`` from ``model.init_from`` (else random) and its load report."""
     from mme.interop import load_classifier_with_report
     from mme.models import create_model
 
@@ -47,10 +42,7 @@ def classifier_model(config: FinetuneConfig, num_classes: int) -> tuple[nn.Modul
 
 
 class ClassifyTask:
-    """The classifier, the loss of one micro-batch and validation, for :meth:`Trainer.fit`.
-
-    ``val``: the validation set and its loader (None: no validation).
-    """
+    """The classifier, the loss of one micro-batch and validation (``val``: set and loader, or None)."""
 
     def __init__(self, config: FinetuneConfig, num_classes: int, val: tuple[Any, Any] | None) -> None:
         self.config = config
@@ -134,8 +126,7 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
 
 
 def evaluation_sets(config: FinetuneConfig, train_set: Any) -> tuple[Any, Any]:
-    """The val and test datasets the run will evaluate (None when it will not), their labels
-    checked against the classes of the train set before the first step rather than after training."""
+    """The val and test datasets (None when unused), labels checked before the first step."""
     data, when = config.data, config.validation
     val_set = classification_dataset(config, "val") if when.every_epochs and data.val_list else None
     test_set = classification_dataset(config, "test") if when.test_at_end and data.test_list else None

@@ -1,10 +1,7 @@
 """MME pre-training: predict the trajectories (and HOG) of masked tubelets (docs/method.md §1–5).
 
-One step (:meth:`PretrainTask.step`): the uint8 batch, on the device, is normalised → the model
-(:mod:`mme.models.pretrain`) predicts every head for the masked tokens → targets from the
-objectives registry (HOG from the normalised clip, trajectories from the loader's ``traj_disp`` /
-``traj_valid``) → masked loss. :class:`mme.train.trainer.Trainer` does the rest: backward,
-accumulation, the optimiser step, logs and checkpoints.
+A step: normalise -> model (:mod:`mme.models.pretrain`) -> targets -> masked loss; the Trainer
+(:mod:`mme.train.trainer`) does backward, the optimiser step, logs and checkpoints.
 """
 
 from __future__ import annotations
@@ -25,8 +22,7 @@ from mme.utils.logging import format_values
 
 
 def pretrain_model(config: PretrainConfig) -> nn.Module:
-    """The pre-training model: heads from ``predict`` (widths from the targets' settings), clip
-    size from the data; from ``model.init_from`` when given (continued pre-training)."""
+    """The pre-training model (heads from ``predict``, clip size from data), or ``model.init_from``'s."""
     from mme.interop import load_pretrain_model
     from mme.models import create_model
 

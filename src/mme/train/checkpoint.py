@@ -1,22 +1,4 @@
-"""Training checkpoints: atomic writes, keep-last-k, best, and finding the latest intact one.
-
-A checkpoint is one ``torch.save`` dict:
-
-========================  ===========================================================
-``model``                 state dict of the unwrapped model
-``model_config``          ``{"name": registry name, "kind": ..., "config": {...}}``, what
-                          ``mme.models.load_classifier`` / ``load_pretrain_model`` rebuild from
-``optimizer``, ``scaler`` optimiser state (groups carry their lr/wd scales), GradScaler or None
-``step``, ``epoch``       optimiser steps done; epoch in progress
-``sampler``               ``{"epoch": e, "skip": n}``: samples of that epoch each rank consumed
-``rng``                   ``{"per_rank": [...]}`` Python, NumPy, torch and CUDA RNG states
-``config``                the resolved run config (plain dict)
-``metrics``               last/best metrics (e.g. ``best_top1``)
-========================  ===========================================================
-
-Everything in it loads with ``torch.load(weights_only=True)`` (NumPy's RNG state is stored as
-tensors), so resuming never unpickles arbitrary objects.
-"""
+"""Training checkpoints: atomic writes, keep-last-k, best, latest intact (keys: docs/training.md)."""
 
 from __future__ import annotations
 

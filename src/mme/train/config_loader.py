@@ -1,18 +1,7 @@
-"""Loading run configs: dataclass defaults ← YAML file (with ``_base_`` includes) ← ``--set`` overrides.
+"""Run configs: dataclass defaults <- YAML (``_base_`` includes) <- ``--set`` overrides.
 
-The dataclasses are the single source of defaults and of the schema: omegaconf's structured
-configs reject unknown keys and values of the wrong type, and we turn its errors into a
-:class:`~mme.errors.ConfigError` naming the key and the file (or the ``--set`` item) at fault, and
-the known keys there. A schema's ``MOVED_KEYS`` maps keys that no longer exist to the key that now
-holds their value, so an old recipe is told where it moved.
-
-A YAML file may start from other files: ``_base_: ../base.yaml`` (or ``defaults: [a.yaml, b.yaml]``)
-names files, relative to the including one, merged first in the order given.
-
-The recipes of the repository's ``configs/`` ship inside the package (``mme/configs``), so a
-``configs/...`` path that does not exist from the working folder names the installed recipe:
-``--config configs/pretrain/k400_vitb_800ep.yaml`` works wherever mme is installed, and a
-local file of that path (an edited copy) wins.
+Errors name the key and the file or ``--set`` item; a ``configs/...`` path missing locally names
+the recipe installed with the package.
 """
 
 from __future__ import annotations
@@ -36,11 +25,7 @@ RECIPES = Path(__file__).resolve().parents[1] / "configs"
 
 
 def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
-    """Build a ``schema`` dataclass instance from its defaults, a YAML file and ``key=value`` items.
-
-    ``__post_init__`` checks of the nested dataclasses run at the end; a ``ValueError`` they
-    raise becomes a ConfigError.
-    """
+    """A ``schema`` instance from defaults, a YAML file and ``key=value`` items; errors are ConfigErrors."""
     merged = OmegaConf.structured(schema)
     moved = getattr(schema, "MOVED_KEYS", {})
     if path is not None:

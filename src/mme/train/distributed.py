@@ -1,11 +1,4 @@
-"""Process-group setup, device selection and the collectives the jobs use.
-
-Launch with ``torchrun`` (one process per GPU; multi-node through its rendezvous arguments, see
-docs/training.md). Without the torchrun environment a run is a single process. NCCL is used on
-GPUs, gloo on CPU. Rank 0 alone writes logs, TensorBoard and checkpoints.
-
-The samplers that shard the data over ranks live in :mod:`mme.data.loader`.
-"""
+"""Process-group setup (torchrun, else one process), device selection and the collectives."""
 
 from __future__ import annotations
 
@@ -22,8 +15,6 @@ from mme.errors import ConfigError
 
 @dataclass(frozen=True)
 class DistEnv:
-    """Where this process sits in the job."""
-
     rank: int
     world_size: int
     local_rank: int
@@ -54,13 +45,7 @@ def select_device(requested: str, local_rank: int = 0) -> torch.device:
 
 
 def cpu_threads(workers: int, local_world_size: int = 1) -> int | None:
-    """Intra-op threads of a process training on CPU, or None when ``OMP_NUM_THREADS`` decides.
-
-    The cores left after the loader workers (one core each) are shared by the local ranks. More
-    threads than free cores do not just stop helping: OpenMP's waiting threads then compete with
-    the workers and a step gets many times slower (measured: 0.11 s with 1 thread, 4 s with 2 on
-    2 busy cores).
-    """
+    """CPU intra-op threads: cores the loader workers leave, per local rank (more make OpenMP thrash)."""
     if os.environ.get("OMP_NUM_THREADS"):
         return None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -68,8 +53,7 @@ def cpu_threads(workers: int, local_world_size: int = 1) -> int | None:
 
 
 def setup_device(requested: str, local_rank: int = 0) -> torch.device:
-    """:func:`select_device`, made current, with TF32 matmuls/convolutions on Ampere+ GPUs (free
-    speed; bf16/fp16 autocast is coarser anyway) and cuDNN autotuning."""
+    """:func:`select_device`, made current, with TF32 and cuDNN autotuning on."""
     device = select_device(requested, local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -80,8 +64,7 @@ def setup_device(requested: str, local_rank: int = 0) -> torch.device:
 
 
 def init_distributed(requested_device: str = "auto", timeout_min: int = 30) -> DistEnv:
-    """Join the torchrun process group when launched by torchrun, else run as one process; the
-    device is set up by :func:`setup_device`."""
+    """Join torchrun's process group when launched by it, else run as one process."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -128,7 +111,6 @@ def gather_to_main(obj: Any) -> list[Any] | None:
 
 
 def broadcast_from_main(obj: Any) -> Any:
-    """Rank 0's ``obj`` on every rank."""
     if not (dist.is_available() and dist.is_initialized()):
         return obj
     box = [obj]

@@ -1,12 +1,4 @@
-"""AdamW with parameter groups: no weight decay where it hurts, layer-wise lr decay for fine-tuning.
-
-Weight decay is skipped for 1-D parameters (biases, norm scales and shifts), for learned tokens
-(mask/position/class tokens) and for every name the model lists in ``no_weight_decay()``.
-Layer-wise lr decay (BEiT/MAE fine-tuning) multiplies the lr of layer ``i`` by
-``decay ** (num_layers + 1 - i)`` with layer ids from :func:`mme.models.layer_id`
-(0 = embeddings, i + 1 = block i, num_layers + 1 = head), so the head learns at the full rate and
-the embeddings the slowest.
-"""
+"""AdamW with parameter groups: no decay for 1-D parameters and tokens, layer-wise lr decay."""
 
 from __future__ import annotations
 
@@ -37,13 +29,7 @@ def param_groups(
     num_layers: int | None = None,
     layer_id: Callable[[str, int], int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Split the trainable parameters of ``model`` into AdamW groups.
-
-    Each group holds ``params``, ``param_names``, ``weight_decay`` (its initial value),
-    ``wd_scale`` (1 or 0) and ``lr_scale`` (1 without layer decay); the schedules multiply
-    their per-step values by these scales (:func:`mme.train.trainer.apply_schedules`).
-    Frozen parameters (``requires_grad=False``) are left out.
-    """
+    """AdamW groups of the trainable parameters, each with ``wd_scale`` and ``lr_scale`` for the schedules."""
     use_layer_decay = layer_decay != 1.0
     if use_layer_decay and (num_layers is None or layer_id is None):
         raise ValueError("layer-wise lr decay needs num_layers and a layer_id function")
@@ -76,10 +62,7 @@ def scaled_lr(base_lr: float, global_batch: int, reference_batch: int = 256) -> 
 
 
 def fused_adamw_for(device: torch.device) -> bool | None:
-    """Whether to ask for PyTorch's fused AdamW on ``device``: yes on CUDA and CPU; elsewhere
-    PyTorch's own choice. On CPU the fused step is 2.7x faster than the default per-parameter
-    loop (ViT-S, 22.7M parameters: 15 against 42 ms), a ViT-S/B training step 6-9% faster
-    (benchmarks/README.md)."""
+    """Fused AdamW on CUDA and CPU (2.7x faster than the loop on CPU, benchmarks/README.md), else None."""
     return True if device.type in ("cuda", "cpu") else None
 
 
@@ -90,12 +73,7 @@ def build_adamw(
     eps: float = 1e-8,
     fused: bool | None = None,
 ) -> torch.optim.AdamW:
-    """AdamW over prepared groups (lr and weight decay are overwritten by the schedules each step).
-
-    ``fused=None`` lets PyTorch choose (the multi-tensor ``foreach`` kernels on CUDA, a loop over
-    parameters on CPU); ``True`` asks for the fused kernel, which the trainer uses where
-    :func:`fused_adamw_for` says so; it updates the weights as the loop does (tested).
-    """
+    """AdamW over prepared groups; ``fused=None`` lets PyTorch choose the kernel."""
     for group in groups:
         group["lr"] = lr * group["lr_scale"]
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=fused)

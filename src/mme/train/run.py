@@ -1,15 +1,4 @@
-"""The surroundings of one job: process group, run folder, logs, TensorBoard, seeds, resume.
-
-Every command (pretrain, finetune, probe, eval) opens a :class:`Run` first. Rank 0 alone writes
-files. Nothing in an existing run folder is written before the inputs are known to be good:
-a folder that already holds checkpoints is only reused with ``--resume``, and the resolved
-``config.yaml`` and the log files are written by :meth:`Run.start`, after the lists and the
-resume / init checkpoints have loaded (a missing list file leaves no empty logs behind).
-
-Inside ``with Run(...)``, SIGTERM (a cluster's time limit, ``kill``) raises :class:`Terminated`,
-so that a job unwinds as after Ctrl-C: temporary files are removed, the log records an
-``interrupted`` event with the step and epoch reached, and the files are closed.
-"""
+"""A job's surroundings: process group, run folder (written once inputs check out), logs, SIGTERM."""
 
 from __future__ import annotations
 
@@ -38,12 +27,7 @@ class Terminated(KeyboardInterrupt):
 
 
 class Run:
-    """Process group + run folder + RunLog + TensorBoard (+ checkpoints for training jobs).
-
-    Layout of ``runtime.output_dir`` (see docs/training.md): ``config.yaml``, ``<command>.log``,
-    ``<command>.jsonl``, ``tensorboard/``, ``checkpoints/``, ``summary.json``.
-    ``where`` tells an interrupt record how far the job got (the trainer sets it: step, epoch).
-    """
+    """Process group + run folder + RunLog + TensorBoard (+ checkpoints); ``where`` says how far it got."""
 
     def __init__(self, config: Any, command: str, training: bool = True) -> None:
         runtime = config.runtime
@@ -112,8 +96,7 @@ class Run:
         return count
 
     def start(self) -> None:
-        """Open the log files, write the resolved config, the start event and, when continuing a
-        run, the resume event (after every input has been checked)."""
+        """Open the logs, write the resolved config and the start (and resume) events, inputs checked."""
         self.log.open_files()
         if self.is_main:
             write_config(self.config, self.out / "config.yaml")

@@ -1,16 +1,7 @@
 """Run configs of the four jobs: ``PretrainConfig``, ``FinetuneConfig``, ``EvalConfig``, ``ProbeConfig``.
 
-Each composes the packages' own dataclasses (``mme.data`` data configs, ``mme.motion.TrajectoryConfig``,
-``mme.objectives.TargetSettings``, typed overrides of the ``mme.models`` registry's configs) with
-the trainer's sections below (optimiser, schedule, batch, runtime). The dataclasses are the single
-source of defaults; a YAML recipe and ``--set key=value`` only override (:func:`load_run_config`).
-Every value is stored once: what two components share (the clip size, the trajectories' geometry)
-is read from the section that owns it (``target_config()``, ``model_settings()``), and a key that
-moved is a ConfigError naming its place (``MOVED_KEYS``). Defaults follow the released ViT-B
-recipes of docs/method.md §6; the recipes in ``configs/`` spell out each one.
-
-:func:`validate` checks ranges and the consistency between sections before anything is written,
-naming the key at fault.
+Each composes the packages' dataclasses with the trainer's sections; every value is stored once
+and derived where shared (``target_config()``, ``model_settings()``); docs/training.md, "Configs".
 """
 
 from __future__ import annotations
@@ -38,8 +29,7 @@ _CLIP_FIELDS = {"num_frames": "data.num_frames", "img_size": "data.input_size",
 
 
 def _model_overrides(name: str, configs: tuple[type, ...], derived: Sequence[str]) -> type:
-    """A dataclass of the settable fields of ``configs`` (all but ``derived``), each None: the
-    registered model's value. Generated, so the model dataclasses stay the one list of fields."""
+    """A dataclass of ``configs``' settable fields (all but ``derived``), each None (the model's value)."""
     fields: list[tuple[str, Any, Any]] = []
     for config in configs:
         hints = typing.get_type_hints(config)
@@ -66,14 +56,7 @@ PretrainModelOverrides = _model_overrides(
 
 @dataclass
 class ModelSection:
-    """Which registered model to build (``mme.models.list_models()``) and how.
-
-    ``overrides`` are fields of the model's config dataclass (``drop_path_rate``,
-    ``decoder_depth``, ``use_checkpoint``, ...). The clip size (``num_frames``, ``img_size``, ...)
-    comes from the data section and, for pre-training, the prediction heads from ``predict``.
-    ``init_from`` starts from a checkpoint (any layout ``mme.models`` reads), e.g. fine-tuning from
-    a pre-training run's ``checkpoints/step-*.pt`` or ``model/``.
-    """
+    """Which registered model to build, typed ``overrides`` of its config, and ``init_from``."""
 
     name: str = "vit_base_patch16_224"
     overrides: ClassifierOverrides = field(default_factory=ClassifierOverrides)  # type: ignore[valid-type]
@@ -101,8 +84,7 @@ _MOVED_MODEL_KEYS = {
 
 @dataclass
 class OptimConfig:
-    """AdamW and the lr rule. ``base_lr``, ``min_lr`` and ``warmup_lr`` are per ``reference_batch``
-    samples: each is multiplied by global batch / ``reference_batch`` (linear scaling rule)."""
+    """AdamW and the lr rule; the lrs are per ``reference_batch`` samples (linear scaling)."""
 
     base_lr: float = 1.5e-4
     min_lr: float = 1e-5
@@ -127,8 +109,7 @@ class ScheduleConfig:
 
 @dataclass
 class BatchConfig:
-    """Global batch = ``per_gpu`` x processes x ``update_freq``. ``num_gpus`` is what the recipe was
-    tuned for; a run with another count warns and scales lr by its actual global batch."""
+    """Global batch = ``per_gpu`` x processes x ``update_freq``; ``num_gpus`` is what the recipe assumes."""
 
     per_gpu: int = 64
     num_gpus: int = 1
@@ -214,8 +195,7 @@ class PretrainConfig:
         )
 
     def model_settings(self) -> dict[str, Any]:
-        """``create_model`` settings: the overrides, one head per predicted target (widths from the
-        target registry) and the data's clip size."""
+        """``create_model`` settings: overrides, one head per predicted target, the data's clip size."""
         from mme.objectives import head_specs
 
         heads = head_specs(self.predict, self.target_config(), self.head_activations)
@@ -298,7 +278,7 @@ class ProbeHeadConfig:
 
 @dataclass
 class ProbeConfig:
-    """``mme probe``: a linear, attentive or kNN probe of a frozen pre-trained encoder (docs/method.md §6)."""
+    """``mme probe``: a linear, attentive or kNN probe of a frozen encoder (docs/method.md §6)."""
 
     model: ModelSection = field(default_factory=ModelSection)
     data: ClassificationDataConfig = field(default_factory=ClassificationDataConfig)
@@ -402,7 +382,7 @@ def _check_model(section: ModelSection, kind: str) -> None:
 
 
 def _check_target_geometry(config: PretrainConfig) -> None:
-    """The targets' geometry (data's tokens, traj's seeds) fits their settings; errors name its keys."""
+    """The targets' geometry (data's tokens, traj's seeds) fits their settings."""
     data, traj, targets = config.data, config.traj, config.targets
     if data.tubelet_size < 2:
         raise ConfigError(

@@ -1,13 +1,8 @@
 """One Trainer runs any task: the optimiser update, schedules, precision, epochs, checkpoints.
 
-:meth:`Trainer.fit` runs the epochs of a task (:mod:`mme.tasks.pretrain`, :mod:`mme.tasks.classify`):
-per micro-batch it moves the batch to the device, asks the task for ``(loss, terms)``
-(:meth:`Task.step`), checks the loss is finite on every rank and accumulates the gradients; after
-``update_freq`` micro-batches :class:`Updater` clips, steps AdamW and sets the lr / weight decay of
-the next step (:class:`CosineSchedule`). Logging cadence (JSON lines, TensorBoard, progress with
-rate and ETA), checkpoints, ``stop_after_steps`` and resuming mid-epoch happen here, once, for
-every task. :class:`Precision` is the autocast context (bf16, fp16 or none) and, for fp16, a
-GradScaler; evaluation uses it too.
+:meth:`Trainer.fit` asks the task for ``(loss, terms)`` per micro-batch (:meth:`Task.step`);
+:class:`Updater` accumulates, clips and steps AdamW; logging, checkpoints and mid-epoch resume
+happen here once for every task.
 """
 
 from __future__ import annotations
@@ -47,8 +42,7 @@ def check_finite(
 ) -> tuple[float, dict[str, float]]:
     """The loss and its terms averaged over ranks, as floats; :class:`NonFiniteLossError` if not finite.
 
-    Averaging first makes every rank see the same value, so all ranks stop together (a NaN on one
-    rank alone would otherwise leave the others waiting in the gradient all-reduce).
+    Averaging first makes all ranks stop together (else the others wait in the all-reduce).
     """
     packed = torch.stack([total.detach().float(), *(t.detach().float() for t in terms.values())])
     if dist.is_available() and dist.is_initialized():
@@ -85,9 +79,7 @@ class Precision:
 
 @dataclass(frozen=True)
 class CosineSchedule:
-    """``warmup_start → base`` linearly over ``warmup_steps``, then cosine ``base → final`` until
-    ``total_steps``; constant ``final`` afterwards (e.g. a run extended past its plan). A pure
-    function of the step: resuming needs only the step counter, nothing stored."""
+    """Linear warmup, then cosine ``base -> final``, then constant: a pure function of the step."""
 
     base: float
     final: float
@@ -114,11 +106,7 @@ class CosineSchedule:
 def apply_schedules(
     optimizer: torch.optim.Optimizer, step: int, lr: CosineSchedule, weight_decay: CosineSchedule
 ) -> tuple[float, float]:
-    """Set every group's lr and weight decay for ``step``; returns the (unscaled) values.
-
-    Groups carry ``lr_scale`` (layer-wise decay) and ``wd_scale`` (0 for biases, norms, tokens)
-    set by :func:`mme.train.optim.param_groups`.
-    """
+    """Set every group's lr and weight decay for ``step`` (times its scales); returns the unscaled values."""
     lr_value, wd_value = lr(step), weight_decay(step)
     for group in optimizer.param_groups:
         group["lr"] = lr_value * group.get("lr_scale", 1.0)
@@ -127,10 +115,7 @@ def apply_schedules(
 
 
 class Updater:
-    """Backward + accumulation + clipping + optimiser step, with the schedules applied per step.
-
-    ``step`` counts optimiser steps (the schedule position); it is what checkpoints store.
-    """
+    """Backward, accumulation, clipping and the optimiser step; ``step`` counts optimiser steps."""
 
     def __init__(
         self,
@@ -156,7 +141,6 @@ class Updater:
         self.grad_norm: float | None = None
 
     def set_step(self, step: int) -> None:
-        """Continue the schedules at ``step`` (resume)."""
         self.step = step
         self.lr, self.weight_decay = apply_schedules(self.optimizer, step, self.lr_schedule, self.wd_schedule)
 
@@ -169,10 +153,7 @@ class Updater:
             yield
 
     def backward(self, loss: torch.Tensor) -> bool:
-        """Accumulate ``loss``'s gradients; step the optimiser after ``update_freq`` micro-batches.
-
-        Returns True when an optimiser step happened.
-        """
+        """Accumulate ``loss``'s gradients; True when it stepped (every ``update_freq`` micro-batches)."""
         loss = loss / self.update_freq
         scaler = self.precision.scaler
         (scaler.scale(loss) if scaler is not None else loss).backward()
@@ -215,15 +196,14 @@ class MeanMeter:
 
 
 class Task(Protocol):
-    """What :meth:`Trainer.fit` asks of a task (:mod:`mme.tasks.pretrain`, :mod:`mme.tasks.classify`)."""
+    """What :meth:`Trainer.fit` asks of a task."""
 
     def step(
         self, model: Callable[..., Any], batch: dict[str, Any], rng: np.random.Generator
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The loss of one micro-batch (on the device) and its named terms (logged as ``loss_<name>``).
+        """The loss of one micro-batch and its named terms (logged as ``loss_<name>``).
 
-        ``model`` runs the training model under the run's autocast; ``rng`` is this micro-batch's
-        generator, drawn from (seed, rank, epoch, position) only, so the same after a resume.
+        ``model`` runs under the run's autocast; ``rng`` depends on (seed, rank, epoch, position) only.
         """
         ...
 
@@ -238,19 +218,14 @@ class Task(Protocol):
 
 @dataclass
 class FitResult:
-    """``means``: the last finished epoch's metrics (averaged over ranks); ``stopped``: why the
-    job stopped early (``runtime.stop_after_steps``), None when every epoch ran."""
+    """The last finished epoch's ``means`` and why the job ``stopped`` early (None: every epoch ran)."""
 
     means: dict[str, float]
     stopped: str | None
 
 
 class Trainer:
-    """Model + optimiser + schedules + precision + sampler position of one training job.
-
-    ``metrics`` (e.g. ``best_top1``) travel in the checkpoints; ``precision`` is the run's, for
-    evaluations during training.
-    """
+    """Model, optimiser, schedules, precision and sampler position of one training job."""
 
     def __init__(
         self,
@@ -430,8 +405,7 @@ class Trainer:
     # ------------------------------------------------------------------ the epochs
 
     def fit(self, task: Task, loader: Iterable[Any], dataset: Any) -> FitResult:
-        """Train ``task`` from where :meth:`restore` left off to the last epoch (or to
-        ``runtime.stop_after_steps``); ``dataset`` is the loader's, for its bad-video count."""
+        """Train ``task`` from where :meth:`restore` left off to the last epoch or ``stop_after_steps``."""
         means: dict[str, float] = {}
         for epoch in range(self.start_epoch, self.config.schedule.epochs):
             self.sampler.start(epoch, self.skip if epoch == self.start_epoch else 0)

@@ -1,9 +1,4 @@
-"""Atomic file writes: write to a temporary name in the same folder, then rename.
-
-A job killed mid-write must never leave a half-written file under its final name, and an
-existing good file must survive a failed rewrite. ``os.replace`` within one folder is atomic
-on POSIX and Windows, so every writer in the project goes through these helpers.
-"""
+"""Atomic file writes: a temporary name in the same folder, then ``os.replace`` onto the final name."""
 
 from __future__ import annotations
 
@@ -25,11 +20,7 @@ def is_temp_name(path: str | os.PathLike[str]) -> bool:
 
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to ``final``; on success rename it onto ``final``.
-
-    Use it for libraries that want a file name (``torch.save``, ``safetensors``, ``np.savez``).
-    On an exception the temporary file is removed and ``final`` is left untouched.
-    """
+    """Yield a temporary path next to ``final``; rename it onto ``final`` on success, remove it on error."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f"{final.name}{TMP_MARKER}", dir=final.parent)
@@ -71,18 +62,13 @@ def atomic_write_json(final: str | os.PathLike[str], data: Any, indent: int | No
 
 
 def give_default_mode(path: str | os.PathLike[str]) -> None:
-    """Give ``path`` the mode a plain ``open()`` / ``mkdir()`` would (0666 / 0777 less the umask).
-
-    Temporary files and folders are created private (0600 / 0700); what is renamed into place
-    must be readable as the user's umask says (shared clusters, group folders).
-    """
+    """Give ``path`` the mode a plain ``open()``/``mkdir()`` would (temporaries are created private)."""
     full = 0o777 if Path(path).is_dir() else 0o666
     os.chmod(path, full & ~_current_umask())
 
 
 def _current_umask() -> int:
-    """The process umask. Read from /proc where possible: os.umask() sets it while reading,
-    which another thread could observe."""
+    """The process umask, from /proc where possible (``os.umask()`` sets it while reading)."""
     with contextlib.suppress(OSError, ValueError):
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("Umask:"):

@@ -1,11 +1,4 @@
-"""Run logging: human-readable lines and JSON lines side by side, plus progress with rate and ETA.
-
-Every command a user runs writes ``<name>.log`` (what a person reads) and ``<name>.jsonl``
-(one JSON object per event, for scripts and plots) into its output folder, and shows progress:
-a tqdm bar on an interactive terminal, periodic log lines (count, rate, ETA) otherwise, so that
-cluster logs stay readable. A resumed job appends to the same JSON lines; :func:`current_records`
-reads them as the run's history (see its docstring and docs/training.md).
-"""
+"""Run logging: ``<name>.log`` and ``<name>.jsonl`` side by side, and progress with rate and ETA."""
 
 from __future__ import annotations
 
@@ -26,11 +19,7 @@ _CONSOLE_FORMAT = "%(asctime)s %(levelname).1s %(name)s | %(message)s"
 
 
 class _CurrentStderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at emit time.
-
-    A plain StreamHandler keeps the stream it was created with; when that stream is replaced and
-    closed (pytest's capture, a notebook re-binding stderr) every later record fails to print.
-    """
+    """Writes to whatever ``sys.stderr`` is at emit time (pytest and notebooks replace it)."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
@@ -58,14 +47,7 @@ def get_logger(name: str = "mme") -> logging.Logger:
 
 
 class RunLog:
-    """A run's log: console + ``<out>/<name>.log`` + ``<out>/<name>.jsonl``.
-
-    Only the process with ``is_main=True`` (rank 0 in distributed runs) writes files; the others
-    log warnings and errors to the console only, so N ranks never interleave one file.
-    ``defer_files=True`` keeps the lines in memory (the console shows them at once) until
-    :meth:`open_files`: a job that fails while checking its inputs leaves no files behind, and
-    never appends to the log of the run it was asked to continue.
-    """
+    """Console + ``<name>.log`` + ``<name>.jsonl`` (``is_main`` only; ``defer_files`` holds lines)."""
 
     def __init__(
         self,
@@ -146,8 +128,7 @@ class RunLog:
         self._jsonl.flush()
 
     def metrics(self, kind: str, step: int | None = None, epoch: int | None = None, **values: Any) -> None:
-        """Log scalar metrics as one JSON line and one compact human line, ``step`` (optimiser
-        steps) and ``epoch`` labelled as such: ``[train] step=3 epoch=0 loss=0.5``."""
+        """Log scalar metrics as a JSON line and a human line, e.g. ``[train] step=3 epoch=0 loss=0.5``."""
         position = {key: value for key, value in (("step", step), ("epoch", epoch)) if value is not None}
         self.event(kind, human=f"[{kind}] {format_values({**position, **values})}", **position, **values)
 
@@ -170,14 +151,7 @@ class RunLog:
 
 
 def current_records(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The records of a ``<name>.jsonl`` (parsed, in file order) that describe the run as it stands.
-
-    A job stopped between checkpoints (killed, interrupted) has logged steps that its resumed
-    successor trains again and logs again. Each ``resume`` record names the checkpoint's ``step``:
-    every record with a larger ``step`` written before it (``train``, ``epoch``, ``checkpoint``
-    and ``test`` lines of the steps that were redone) is superseded and left out here.
-    ``start`` / ``resume`` / ``interrupted`` / ``summary`` records are kept: they are the history.
-    """
+    """A ``<name>.jsonl``'s records as the run stands: a ``resume`` drops earlier records of later steps."""
     kept: list[Mapping[str, Any]] = []
     for record in records:
         if record.get("kind") == "resume":
@@ -200,13 +174,7 @@ def format_duration(seconds: float) -> str:
 
 
 class Progress:
-    """Progress over a known number of items: a tqdm bar on a terminal, periodic log lines elsewhere.
-
-    Log lines carry count, percentage, rate and ETA, at most every ``every_s`` seconds.
-    ``later``: items of the same run that follow this bar's ``total`` (the epochs still to come,
-    0 in the last); when given, the whole run's ETA at the current rate is shown too.
-    ``disable=True`` (non-main ranks) shows nothing.
-    """
+    """A tqdm bar on a terminal, else log lines (count, rate, ETA; with ``later``, the run's ETA)."""
 
     def __init__(
         self,
@@ -300,7 +268,6 @@ def progress(
     every_s: float = 30.0,
     disable: bool = False,
 ) -> Iterator[T]:
-    """Iterate ``items`` while showing progress (see :class:`Progress`)."""
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
     with Progress(total, desc, unit=unit, logger=logger, every_s=every_s, disable=disable) as bar:

@@ -1,9 +1,4 @@
-"""The input normalisation every mme model is trained with: ImageNet mean and std per RGB channel.
-
-It lives here, below both ``data`` (which normalises clips, :func:`mme.data.transforms.normalize_clip`)
-and ``models`` (whose Hugging Face export writes it into ``preprocessor_config.json``), so the two
-cannot disagree.
-"""
+"""ImageNet mean and std, below both ``data`` (normalisation) and ``interop`` (HF export) so they agree."""
 
 from __future__ import annotations
 

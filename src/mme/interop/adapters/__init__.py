@@ -1,1 +1,1 @@
-"""State-dict adapters: other projects' parameter names and configs to mme's, kept apart from the models."""
+"""State-dict adapters: other projects' parameter names and configs to mme's."""

@@ -1,17 +1,4 @@
-"""Hugging Face ``transformers`` VideoMAE <-> mme: parameter names and configs, both ways.
-
-The networks are the same (docs/method.md §7); HF splits the attention input projection into
-``query``/``key``/``value`` Linears (key without bias) where the original has one ``qkv`` Linear
-plus ``q_bias``/``v_bias``. HF's own checkpoints store the biases as ``attention.attention.q_bias``
-/ ``v_bias`` (newer ``transformers`` also accept ``query.bias`` / ``value.bias``); both are read,
-the legacy names are written because every ``transformers`` version loads them.
-Differences that matter for exact outputs: HF's ``fc_norm`` (and the pre-training decoder's final
-norm) use LayerNorm eps 1e-5 whatever ``layer_norm_eps`` says, and HF has no layer scale. Export
-writes ``mme_fc_norm_eps`` into config.json (HF ignores it) so that mme reads its own eps back;
-layer scale is folded into the projections it multiplies. Class names travel as ``id2label``;
-the export's ``preprocessor_config.json`` describes mme's input (:func:`hf_preprocessor_config`).
-No ``transformers`` import is needed in either direction.
-"""
+"""Hugging Face VideoMAE <-> mme names and configs, without importing ``transformers`` (docs/models.md)."""
 
 from __future__ import annotations
 
@@ -107,8 +94,7 @@ def hf_decoder_fields(config: dict[str, Any], source: str) -> dict[str, Any]:
 
 
 def hf_class_names(config: dict[str, Any], source: str) -> list[str] | None:
-    """Class names from ``id2label`` in label order; None without it or with HF's placeholders
-    ``LABEL_0, LABEL_1, ...`` (what ``transformers`` writes when no names were given)."""
+    """Class names from ``id2label`` in label order; None without it or with HF's ``LABEL_i`` placeholders."""
     id2label = config.get("id2label")
     if not id2label:
         return None
@@ -229,12 +215,9 @@ def _square(value: Any, name: str, source: str) -> int:
 def classifier_to_hf(
     state: dict[str, torch.Tensor], config: ClassifierConfig, class_names: list[str] | None = None
 ) -> tuple[dict[str, torch.Tensor], dict]:
-    """An mme classifier's state dict and config as an HF VideoMAEForVideoClassification folder's contents.
+    """An mme classifier as an HF VideoMAEForVideoClassification state dict and config.
 
-    ``class_names`` become ``id2label`` / ``label2id`` (HF's placeholders ``LABEL_i`` without them).
-
-    Layer scale (``gamma_1``/``gamma_2``) has no place in HF's model; it is folded exactly into the
-    Linear it scales (``attn.proj`` and ``mlp.fc2``: ``gamma * (W x + b) = (gamma W) x + gamma b``).
+    Layer scale is folded exactly into the Linear it scales: ``gamma * (W x + b) = (gamma W) x + gamma b``.
     """
     out: dict[str, torch.Tensor] = {
         "videomae.embeddings.patch_embeddings.projection.weight": state["patch_embed.proj.weight"],
@@ -294,14 +277,7 @@ def classifier_to_hf(
 
 
 def hf_preprocessor_config(config: ClassifierConfig) -> dict[str, Any]:
-    """``preprocessor_config.json`` for ``AutoImageProcessor`` (``VideoMAEImageProcessor``) and the
-    ``video-classification`` pipeline: the clip the model was trained on.
-
-    As mme's evaluation: the short side resized (bilinear) to ``img_size``, a centred
-    ``img_size`` square crop, ``x / 255`` normalised with ImageNet mean and std (HF's VideoMAE
-    default is 0.5 / 0.5, so they are written out). ``num_frames`` is read by HF's video processor
-    when it samples frames; the pipeline takes it from config.json's ``num_frames``.
-    """
+    """``preprocessor_config.json`` describing mme's evaluation input (short side, centre crop, ImageNet)."""
     side = config.img_size
     return {
         "image_processor_type": "VideoMAEImageProcessor",

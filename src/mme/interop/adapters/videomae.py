@@ -1,21 +1,4 @@
-"""Original MME / VideoMAE checkpoints: their parameter names to mme's, and the architecture from shapes.
-
-mme's models use the original names, so most keys pass through; what differs:
-
-- a pre-trained encoder's keys start with ``encoder.`` (``backbone.`` in some forks); a fine-tuned
-  classifier's do not. Both become the canonical ``encoder.<name>``.
-- the original MME decoder is a one-element list (``--decoder_num 1``): ``encoder_to_decoder.0``,
-  ``decoder.0.blocks.N``, ``decoder.0.norm`` and heads ``decoder.0.head.<i>.0`` / ``.2`` (the two
-  Linears of ``Linear -> GELU -> Linear -> Dropout -> activation``). VideoMAE has one decoder
-  without the index and a single Linear ``decoder.head``. Heads become ``heads.#<i>`` until
-  they are named (:func:`name_heads`), because the state dict does not say which target a head predicts.
-- DDP writes ``module.`` in front of every key (``torch.compile``: ``_orig_mod.``).
-- the original code flattens the HOG target (and the VolumeHOG variant) in another per-token
-  order than mme, so those heads' output rows are reordered (:func:`heads_to_mme_layout`).
-
-Checkpoints do not store the number of attention heads, the clip size, or (sine-cosine) position
-tables; those come from the registered size of the same width, the defaults, or the caller.
-"""
+"""Original MME / VideoMAE checkpoints: names to mme's, architecture from shapes (docs/models.md)."""
 
 from __future__ import annotations
 
@@ -111,7 +94,7 @@ def _strip_common_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[st
 
 
 def _check_sincos(value: torch.Tensor, source: str, key: str) -> None:
-    """A stored position table is accepted only if it is the fixed sine-cosine one (then it is rebuilt)."""
+    """Accept a stored position table only if it is the fixed sine-cosine one (then it is rebuilt)."""
     if value.ndim == 3 and value.shape[0] == 1:
         expected = sincos_table(value.shape[1], value.shape[2])
         if torch.allclose(value.float(), expected, atol=1e-4):
@@ -132,7 +115,7 @@ def block_count(state: dict[str, torch.Tensor], prefix: str) -> int:
 
 
 def infer_encoder_fields(state: dict[str, torch.Tensor], source: str) -> tuple[dict[str, object], list[str]]:
-    """ViT settings readable from a canonical state dict's shapes (no num_heads if the width is unknown)."""
+    """ViT settings readable from a canonical state dict's shapes (num_heads only for known widths)."""
     key = "encoder.patch_embed.proj.weight"
     if key not in state:
         raise CheckpointError(
@@ -179,12 +162,10 @@ ORIGINAL_WIDTHS = {"hog": 108, "pixel": 1536}
 def name_heads(
     state: dict[str, torch.Tensor], wanted: list[HeadConfig] | None, source: str
 ) -> tuple[dict[str, torch.Tensor], list[HeadConfig], list[str]]:
-    """Give the original, numbered heads (``heads.#i``) target names.
+    """Name the numbered heads ``heads.#i``: as ``wanted`` when it fits, else by width and place.
 
-    With ``wanted`` heads of the same count and widths, the numbers map to them in order.
-    Otherwise a head's target is read from its width and place, as the original recipes used
-    them: 108 = HOG (sigmoid), 1536 = pixels (identity), a later head of width 8*L = trajectory
-    (tanh). Returns the renamed state, the heads found (in checkpoint order) and notes.
+    108 = HOG (sigmoid), 1536 = pixels (identity), a later head of width 8*L = trajectory (tanh).
+    Returns the renamed state, the heads found (checkpoint order) and notes.
     """
     numbered = sorted(
         {int(m.group(1)) for key in state if (m := re.match(r"heads\.#(\d+)\.out\.weight", key))}
@@ -252,17 +233,10 @@ _ORIGINAL_AXIS_SIZES = {"channel": 3, "bin": 9, "point": 4}
 
 
 def original_head_rows(name: str, dim: int) -> torch.Tensor | None:
-    """Index ``rows`` such that ``mme_rows = original_rows[rows]`` for head ``name`` of width ``dim``.
+    """``rows`` with ``mme_rows = original_rows[rows]`` for head ``name``; None when the layouts agree.
 
-    Applies to the output rows of a head's last Linear (weight rows, bias entries) and so to its
-    predictions; ``torch.argsort(rows)`` is the inverse (mme -> original). None when the two
-    layouts agree (``traj``, ``pixel``, unknown heads). Within a token, ``p = row * 2 + col``
-    numbers the 2x2 HOG cells / trajectory points row-major in both codes.
-
-    - ``hog`` (108 = 4 cells x 3 channels x 9 bins): original ``(c * 9 + b) * 4 + p``
-      (channel, bin, cell); mme ``p * 27 + c * 9 + b`` (cell, channel, bin).
-    - ``traj_hog`` (L x 4 x 3 x 9): original VolumeHOG ``((c * 9 + b) * L + t) * 4 + p``
-      (channel, bin, step, point); mme ``((t * 4 + p) * 3 + c) * 9 + b``.
+    - ``hog``: original ``(c * 9 + b) * 4 + p``; mme ``p * 27 + c * 9 + b``.
+    - ``traj_hog``: original ``((c * 9 + b) * L + t) * 4 + p``; mme ``((t * 4 + p) * 3 + c) * 9 + b``.
     """
     axes = _ORIGINAL_HEAD_AXES.get(name)
     if axes is None:
@@ -286,12 +260,7 @@ def original_head_rows(name: str, dim: int) -> torch.Tensor | None:
 def heads_to_mme_layout(
     state: dict[str, torch.Tensor], heads: list[HeadConfig], source: str
 ) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Reorder the named heads of an original MME checkpoint from its per-token layouts to mme's.
-
-    Permutes the output rows of each head's last Linear (``heads.<name>.out``) by
-    :func:`original_head_rows`, so that the loaded model predicts in the order of mme's targets.
-    Returns the new state and a note per reordered head.
-    """
+    """Permute each named head's last Linear rows from the original layouts to mme's; returns notes too."""
     state = dict(state)
     notes = []
     for head in heads:

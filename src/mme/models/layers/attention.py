@@ -1,11 +1,4 @@
-"""Multi-head self-attention with VideoMAE's bias layout, computed by PyTorch's fused SDPA.
-
-The projection ``qkv`` is one Linear without bias; separate learned ``q_bias`` and ``v_bias``
-are added, the key bias is zero (a key bias would cancel in the softmax anyway). This is the
-layout the published VideoMAE/MME checkpoints store. The attention itself is
-``torch.nn.functional.scaled_dot_product_attention``, which picks a fused kernel (flash or
-memory-efficient) on every device instead of materialising the ``N x N`` score matrix.
-"""
+"""Multi-head self-attention with VideoMAE's bias layout (``q_bias``, ``v_bias``), via fused SDPA."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""Pre-norm transformer block (docs/method.md §2): x + attn(norm1(x)), then x + mlp(norm2(x)).
-
-Optional stochastic depth on both branches and optional layer scale (``gamma_1``/``gamma_2``,
-created when ``init_values > 0``), with VideoMAE's parameter names.
-"""
+"""Pre-norm transformer block with optional drop-path and layer scale (docs/method.md §2)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""Stochastic depth: drop a residual branch for whole samples while training.
-
-Written here because timm is not a dependency; it is three lines of the method's maths.
-"""
+"""Stochastic depth (timm is not a dependency)."""
 
 from __future__ import annotations
 
@@ -10,7 +7,7 @@ from torch import nn
 
 
 class DropPath(nn.Module):
-    """Zero the branch for a random ``prob`` of the samples and rescale the rest by ``1 / (1 - prob)``."""
+    """Zero the branch for a random ``prob`` of the samples, scale the rest by ``1 / (1 - prob)``."""
 
     def __init__(self, prob: float) -> None:
         super().__init__()

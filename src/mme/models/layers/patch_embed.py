@@ -1,9 +1,6 @@
-"""Tubelet embedding: a Conv3d with kernel = stride = (tubelet, patch, patch) (docs/method.md §1).
+"""Tubelet embedding (docs/method.md §1): Conv3d weights applied as one GEMM on the reshaped clip.
 
-The parameter is a ``Conv3d`` (``patch_embed.proj``, as in the original checkpoints), but the
-forward pass cuts the clip into tubelets with a reshape and applies the weight as one GEMM:
-with kernel = stride the two are the same sum, and the GEMM is about twice as fast as the
-convolution on CPU (forward + backward, see benchmarks/README.md).
+Kernel = stride makes the two the same sum; the GEMM is ~2x faster on CPU (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -14,11 +11,7 @@ from torch import nn
 
 
 class PatchEmbed(nn.Module):
-    """Cut a clip ``(B, C, T, H, W)`` into tubelets and project each to ``embed_dim``.
-
-    Tokens come out as ``(B, N, D)`` in the contract's order ``n = (k * Hp + i) * Wp + j``,
-    which is exactly ``Conv3d(...).flatten(2)``.
-    """
+    """Clip (B, C, T, H, W) -> tokens (B, N, D) in ``Conv3d(...).flatten(2)`` order."""
 
     def __init__(self, in_chans: int, embed_dim: int, tubelet_size: int, patch_size: int) -> None:
         super().__init__()

@@ -1,10 +1,6 @@
 """The fixed 1-D sine-cosine position table of VideoMAE/MME (docs/method.md §2).
 
-Token ``p`` (in the token order of the architecture contract) gets
-``angle(p, j) = p / 10000 ** (2 * (j // 2) / D)``, with ``sin`` on even channels ``j`` and ``cos``
-on odd ones (interleaved, not concatenated). It is computed in float64 and rounded once, which
-reproduces the original numpy table bit for bit. Being a pure function of ``(N, D)``, it is never
-stored in checkpoints: a model loaded at another frame count or image size just rebuilds it.
+Computed in float64 and rounded once (the original numpy table, bit for bit); never stored.
 """
 
 from __future__ import annotations

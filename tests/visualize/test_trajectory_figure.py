@@ -1,4 +1,4 @@
-"""The trajectory picture (mme.demo.trajectories, mme visualize) on a tiny model and a short video."""
+"""The trajectory picture (mme.visualize.trajectories, mme visualize) on a tiny model and a short video."""
 
 from __future__ import annotations
 
@@ -8,12 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from demo_helpers import assert_real_png
+from picture_helpers import assert_real_png
 
 from mme.cli.main import main
 from mme.data.synthetic import SynthConfig, render_video
-from mme.demo import figures, trajectories
-from mme.demo.trajectories import (
+from mme.io.video import write_video
+from mme.models import create_model, save_model
+from mme.motion.tracking import grid_seeds
+from mme.objectives import TargetConfig, build_targets, grid_to_tokens, head_specs, masked_loss
+from mme.visualize import canvas, trajectories
+from mme.visualize.trajectories import (
     ClipInputs,
     PictureSettings,
     TrajectorySample,
@@ -28,10 +32,6 @@ from mme.demo.trajectories import (
     settings_from_run,
     trajectory_figure,
 )
-from mme.io.video import write_video
-from mme.models import create_model, save_model
-from mme.motion.tracking import grid_seeds
-from mme.objectives import TargetConfig, build_targets, grid_to_tokens, head_specs, masked_loss
 
 ROTATE_CLOCKWISE = 4  # label of rotate_clockwise in the synthetic class catalogue
 
@@ -315,13 +315,13 @@ def test_visualize_refuses_a_classifier_unless_a_random_decoder_is_allowed(
     assert not out.exists()
 
     titles = []
-    save_png = figures.save_png
+    save_png = canvas.save_png
 
     def keep_title(figure, path):
         titles.append(figure.get_suptitle())
         return save_png(figure, path)
 
-    monkeypatch.setattr(figures, "save_png", keep_title)
+    monkeypatch.setattr(canvas, "save_png", keep_title)
     assert main([*command, "--allow-random-decoder"]) == 0
     assert "RANDOM decoder" in capsys.readouterr().out
     assert_real_png(out)

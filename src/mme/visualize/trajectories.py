@@ -1,41 +1,12 @@
-"""The trajectory picture: what MME is asked to predict, and what a pre-trained model predicts.
+"""The trajectory picture of ``mme visualize``: the targets MME is asked to predict on one clip and
+what a pre-training checkpoint predicts (docs/demo.md).
 
-For one clip of a video (the centred clip, centre crop, as in validation) this computes the
-target trajectories exactly as pre-training does (``mme.motion.dense_clip_trajectories`` on the
-network-input frames, then ``mme.objectives.build_targets`` builds the per-token target with the
-run's ``targets`` settings), hides patches with a tube mask, runs the pre-training model and draws:
-
-- top row: the raw frames ``r_k .. r_k+L`` of one tubelet with every tracked point's target
-  trajectory so far, in pixels (patches hidden from the encoder outlined);
-- bottom row, masked patches only: the *normalised* target, the model's prediction, and both
-  overlaid, all in the space the model is trained in.
-
-Why the normalised space: the released recipe's target is patch-std normalised (per token,
-coordinate and step: minus the mean over the patch's points, over their std, as
-``targets.traj_norm`` says; ``mme.objectives.build_targets`` builds it). Drawing a prediction in
-pixels needs that mean and std, and only the target has them; borrowing them gives every
-predicted patch the target's mean motion and scale, so an untrained decoder draws plausible
-tracks and a trained model looks like an untrained one. In the normalised space a drawn
-prediction is the head's output and nothing else. With patch-std targets the bottom row shows
-each point's motion *relative to its patch's mean*, in units of the std the target divides by
-(one unit per step drawn ``patch / (3 L)`` pixels); with ``traj_norm=none`` the normalised
-target is the displacement over ``max_displacement``, drawn in pixels like the top row.
-
-The numbers (figure title, the command's output, ``<out>.json`` beside the PNG) are the
-pre-training loss on the clip's masked tokens (``mme.objectives.masked_loss``: squared error
-summed over the token's values, weighted by trajectory validity) of the model and of predicting
-zeros, a baseline that never sees the video: every point moving with its patch's mean motion
-for patch-std targets, no motion for ``none``. The context-free floor of ``mme.demo.floors``
-predicts the training set's mean target instead, which needs the training set and is at most
-the zeros loss; for patch-std targets (zero mean over a patch's points by construction) the two
-are close (docs/demo.md measures both).
-
-A checkpoint without a pre-training decoder for the ``traj`` head (a fine-tuned classifier, an
-encoder-only export) is refused: its predictions would come from a newly initialised decoder.
-``allow_random_decoder=True`` (``--allow-random-decoder``) draws them anyway, and the figure
-says "RANDOM DECODER" in its title.
-
-``mme visualize --checkpoint PT --video FILE --out PNG`` calls :func:`trajectory_figure`.
+Top row: one tubelet's raw frames with each tracked point's target trajectory, in pixels. Bottom
+row, masked patches only: the normalised target and the prediction in the space the model is
+trained in; un-normalising a prediction would borrow the target's per-patch mean and std, and an
+untrained decoder would then draw convincing tracks. The numbers are the masked-token loss of the
+model and of predicting zeros (a baseline that never sees the video). A checkpoint without a
+pre-training ``traj`` decoder is refused unless ``allow_random_decoder``.
 """
 
 from __future__ import annotations
@@ -60,7 +31,7 @@ from mme.objectives import TargetConfig, build_targets, grid_to_tokens, masked_l
 from mme.utils.atomic import atomic_write_json
 from mme.utils.logging import get_logger
 
-_log = get_logger("mme.demo")
+_log = get_logger("mme.visualize")
 TARGET_COLOUR = "#b6ff1c"  # yellow-green
 PREDICTION_COLOUR = "#ff2bd6"  # magenta
 WARNING_COLOUR = "#d62728"  # red: the random-decoder banner
@@ -285,7 +256,7 @@ def prediction_losses(sample: TrajectorySample) -> dict[str, Any]:
     """The pre-training loss on the clip's masked tokens (``mme.objectives.masked_loss``) of the
     model and of predicting zeros (a baseline that never sees the video), in the normalised
     target space. A model that learnt nothing from the visible patches gets no lower than the
-    context-free floor (``mme.demo.floors``), which for patch-std targets is about ``zeros``."""
+    context-free floor (``mme.eval.target_floors``), which for patch-std targets is about ``zeros``."""
     mask = torch.from_numpy(sample.mask)[None]
     target = torch.from_numpy(sample.target_norm).flatten(1)[None]
     weight = torch.from_numpy(sample.weight)[None]
@@ -369,7 +340,7 @@ def draw_trajectory_figure(
     from matplotlib import patheffects
     from matplotlib.patches import Rectangle
 
-    from mme.demo.figures import new_figure, save_png
+    from mme.visualize.canvas import new_figure, save_png
 
     tubelets, rows, cols = sample.grid
     k = _busiest_tubelet(sample) if tubelet is None else tubelet

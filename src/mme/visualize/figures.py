@@ -1,9 +1,5 @@
-"""The demo's plots: pre-training losses, fine-tuning curves and the accuracy bars.
-
-Everything is drawn from the JSON-lines logs and eval files the jobs wrote, with matplotlib's
-object-oriented API on an Agg canvas (no pyplot, so no global figure state and no display
-needed), and saved atomically as PNG.
-"""
+"""Plots of jobs' JSON-lines logs and test accuracies, one colour per method (the demo's figures):
+pre-training losses, fine-tuning curves, accuracy bars."""
 
 from __future__ import annotations
 
@@ -12,35 +8,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
 from mme.errors import DataError
-from mme.utils.atomic import atomic_path
+from mme.visualize.canvas import new_figure, save_png
 
 # One colour per method, the same in every figure.
 COLOURS = {"mme": "#d62728", "pixel": "#1f77b4", "none": "#7f7f7f"}
 
 
-def new_figure(width: float, height: float) -> Figure:
-    figure = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def save_png(figure: Figure, path: Path) -> Path:
-    """Write ``figure`` to ``path`` as PNG, atomically."""
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=figure.dpi, bbox_inches="tight")
-    return path
-
-
 def read_events(path: Path, kind: str) -> list[dict[str, Any]]:
-    """The events of one kind from a job's ``<name>.jsonl``, in order.
-
-    A resumed job appends to the same file: for a step that was logged twice (before and after
-    the interruption) the later record wins.
-    """
+    """The events of one kind from a job's ``<name>.jsonl``, in order; for a step logged twice
+    (a resumed job appends to the file) the later record wins."""
     if not path.is_file():
         raise DataError(f"{path} does not exist: the job that writes it has not run")
     by_step: dict[Any, dict[str, Any]] = {}
@@ -65,13 +42,11 @@ def read_events(path: Path, kind: str) -> list[dict[str, Any]]:
 def pretrain_loss_figure(
     runs: Sequence[tuple[str, str, Path]], out: Path, floors: dict[str, float] | None = None
 ) -> Path:
-    """One panel per pre-training method: its total loss and each target's term, per step.
+    """One panel per pre-training method (key, label, pretrain.jsonl): total loss and each
+    target's term per step, each target's context-free floor dotted (``floors``: name → loss).
 
-    ``runs``: (method key, label, pretrain.jsonl). The methods' losses have different units
-    (a 32-value trajectory + 108-value HOG error vs a 1536-value pixel error), so each gets its
-    own axis. ``floors`` (target name → loss) draws each target's context-free floor (the loss
-    of predicting its dataset mean, mme.demo.floors), which a model must get below to have
-    learnt anything from the video.
+    Each method gets its own axis: the losses have different units (a 32-value trajectory +
+    108-value HOG error vs a 1536-value pixel error).
     """
     floors = floors or {}
     figure = new_figure(5.0 * len(runs), 3.6)

@@ -1,4 +1,4 @@
-"""Shared checks of the demo tests: is a file a real, non-trivial PNG picture?"""
+"""Shared by the picture tests (tests/visualize, tests/demo): is a file a real, non-trivial PNG?"""
 
 from __future__ import annotations
 
