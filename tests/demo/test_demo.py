@@ -11,9 +11,9 @@ from picture_helpers import assert_real_png
 
 from mme.cli.main import main
 from mme.demo.layout import DemoLayout
-from mme.demo.report import job_seconds, wilson_interval
 from mme.demo.settings import METHODS
-from mme.utils.logging import format_duration
+from mme.eval.metrics import wilson_interval
+from mme.utils.logging import format_duration, job_seconds
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +87,6 @@ def test_numbers_are_the_evaluation_files(demo):
         assert row in table
         assert row in printed
     assert results["dataset"]["classes"] == 4 and results["dataset"]["chance_top1"] == 25.0
-
-
-def test_wilson_interval_known_values():
-    # 8 of 40 correct: by hand, Wilson 95%: (0.2 + z²/80) / (1 + z²/40) ∓ ... = 0.105..0.348
-    assert wilson_interval(20.0, 40) == (10.5, 34.8)
-    assert wilson_interval(0.0, 10) == (0.0, 27.8)
-    assert wilson_interval(100.0, 10) == (72.2, 100.0)
 
 
 def test_target_floors_are_measured(demo):

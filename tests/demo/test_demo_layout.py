@@ -8,9 +8,11 @@ import json
 import torch
 
 from mme.cli.main import main
-from mme.demo.layout import eval_done, model_intact, training_done
-from mme.demo.report import job_seconds
+from mme.eval.evaluate import eval_done
 from mme.models import create_model, save_model
+from mme.models.saving import model_intact
+from mme.train.run import run_finished
+from mme.utils.logging import job_seconds
 
 
 def _tiny_model(path):
@@ -35,11 +37,11 @@ def test_model_intact_rejects_truncated_or_foreign_folders(tmp_path):
 def test_training_done_needs_a_finished_summary_and_the_model(tmp_path):
     run = tmp_path / "run"
     _tiny_model(run / "model")
-    assert not training_done(run)
+    assert not run_finished(run)
     (run / "summary.json").write_text(json.dumps({"finished": False}))
-    assert not training_done(run)
+    assert not run_finished(run)
     (run / "summary.json").write_text(json.dumps({"finished": True}))
-    assert training_done(run)
+    assert run_finished(run)
 
 
 def test_eval_done_needs_a_top1(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mme.eval.metrics import confusion_matrix, merge_views, per_class_accuracy, topk_correct
+from mme.eval.metrics import confusion_matrix, merge_views, per_class_accuracy, topk_correct, wilson_interval
 
 
 def test_topk_counts():
@@ -71,3 +71,10 @@ def test_a_video_with_a_failed_view_is_left_out_of_every_number():
     assert result["video_labels"].tolist() == [0, 1]
     assert result["top1"] == pytest.approx(100.0) and result["view_top1"] == pytest.approx(75.0)
     assert result["confusion"].tolist() == [[1, 0], [0, 1]]
+
+
+def test_wilson_interval_known_values():
+    # 8 of 40 correct: by hand, Wilson 95%: (0.2 + z²/80) / (1 + z²/40) ∓ ... = 0.105..0.348
+    assert wilson_interval(20.0, 40) == (10.5, 34.8)
+    assert wilson_interval(0.0, 10) == (0.0, 27.8)
+    assert wilson_interval(100.0, 10) == (72.2, 100.0)

@@ -1,6 +1,6 @@
 """The packages import downwards only: mme.interop builds on mme.models, never the reverse (the names
-that moved still resolve from mme.models); tasks run on train and eval, eval builds on train, and
-data knows nothing of training."""
+that moved still resolve from mme.models); tasks run on train and eval, eval builds on train,
+data knows nothing of training, and only cli and demo use visualize."""
 
 from __future__ import annotations
 
@@ -50,6 +50,7 @@ _NEVER = {
     "train": ("eval", "tasks", "cli", "demo"),
     "eval": ("tasks", "cli", "demo"),
     "tasks": ("cli", "demo"),
+    "visualize": ("tasks", "cli", "demo"),
 }
 
 
@@ -71,5 +72,16 @@ def test_packages_never_import_the_layers_above_them(package):
         for path in (_SRC / package).rglob("*.py")
         for name in _imported(path)
         if name in above or name.startswith(tuple(f"{a}." for a in above))
+    )
+    assert not wrong
+
+
+def test_only_cli_and_demo_import_visualize():
+    wrong = sorted(
+        f"{path.relative_to(_SRC)}: {name}"
+        for path in _SRC.rglob("*.py")
+        if path.relative_to(_SRC).parts[0] not in ("cli", "demo", "visualize")
+        for name in _imported(path)
+        if name == "mme.visualize" or name.startswith("mme.visualize.")
     )
     assert not wrong

@@ -43,6 +43,7 @@ import numpy as np
 
 from mme.errors import ConfigError, DataError
 from mme.utils.atomic import atomic_write_json
+from mme.utils.jsonfile import read_json
 from mme.utils.logging import Progress, RunLog
 
 # 2: encoded without x264's MB-tree rate control (see _write_one)
@@ -366,3 +367,21 @@ def generate_dataset(
         atomic_write_json(description_path, description)
         log.event("done", human=f"synth: wrote {out} ({description['splits']})", splits=description["splits"])
     return description
+
+
+def dataset_complete(config: SynthConfig, out_dir: Path) -> bool:
+    """dataset.json says complete, with these parameters, and every listed video exists."""
+    from mme.io.lists import read_list
+
+    description = read_json(out_dir / "dataset.json")
+    if not isinstance(description, dict) or description.get("complete") is not True:
+        return False
+    if description.get("format") != FORMAT or description.get("parameters") != _parameters(config):
+        return False
+    try:
+        entries = [
+            entry for split in ("train", "val", "test") for entry in read_list(out_dir / f"{split}.csv")
+        ]
+    except DataError:  # a missing or damaged list: regenerate (the generator resumes)
+        return False
+    return all(Path(entry.path).is_file() for entry in entries)

@@ -7,10 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mme.demo.layout import DemoLayout, eval_done, has_checkpoints, model_intact, read_json, training_done
+from mme.demo.layout import DemoLayout
 from mme.demo.settings import DemoSettings, Method
+from mme.eval.evaluate import eval_done
+from mme.models.saving import model_intact
 from mme.train.config_loader import RECIPES, load_config
+from mme.train.run import has_checkpoints, run_finished
 from mme.train.run_config import EvalConfig, FinetuneConfig, PretrainConfig, ProbeConfig, load_run_config
+from mme.utils.jsonfile import read_json
 
 SCHEMAS: dict[str, type] = {
     "pretrain": PretrainConfig,
@@ -53,7 +57,7 @@ class Job:
             summary = read_json(self.output / "summary.json")
             return isinstance(summary, dict) and "val_top1" in summary and model_intact(self.output / "model")
         tested = self.command == "pretrain" or eval_done(self.output / "eval" / "eval.json")
-        return training_done(self.output) and tested
+        return run_finished(self.output) and tested
 
     def run(self) -> None:
         """Run the job; a training job continues from the checkpoints its folder holds."""

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from mme.demo.jobs import Job, finetune_job, pretrain_job, probe_eval_job, probe_job
-from mme.demo.layout import DemoLayout, model_intact, read_json
+from mme.demo.layout import DemoLayout
 from mme.demo.settings import METHODS, DemoSettings
 from mme.errors import DataError
+from mme.models.saving import model_intact
 
 EXTRACT_FLOW = "dis_medium"  # the offline trajectories' flow, at the videos' resolution
 
@@ -64,7 +65,7 @@ def _job_stage(name: str, title: str, job: Job) -> Stage:
 
 
 def _data_stage(settings: DemoSettings, layout: DemoLayout) -> Stage:
-    from mme.data.synthetic import generate_dataset
+    from mme.data.synthetic import dataset_complete, generate_dataset
 
     synth = settings.synth_config()
     command = (
@@ -75,38 +76,16 @@ def _data_stage(settings: DemoSettings, layout: DemoLayout) -> Stage:
     title = f"synthetic motion dataset: {synth.classes} classes x {synth.videos_per_class} videos "
     title += f"of {synth.frames} frames at {synth.width}x{synth.height}"
     run = partial(generate_dataset, synth, layout.data, workers=settings.synth_workers)
-    return Stage("data", title, partial(_dataset_done, settings, layout), run, command)
-
-
-def _dataset_done(settings: DemoSettings, layout: DemoLayout) -> bool:
-    """dataset.json says complete, with these parameters, and every listed video exists."""
-    from mme.data.synthetic import FORMAT
-    from mme.io.lists import read_list
-
-    description = read_json(layout.data / "dataset.json")
-    if not isinstance(description, dict) or description.get("complete") is not True:
-        return False
-    parameters = {k: v for k, v in vars(settings.synth_config()).items() if k != "class_names"}
-    if description.get("format") != FORMAT or description.get("parameters") != parameters:
-        return False
-    try:
-        entries = [
-            entry for split in ("train", "val", "test") for entry in read_list(layout.data / f"{split}.csv")
-        ]
-    except DataError:  # a missing or damaged list: regenerate (the generator resumes)
-        return False
-    return all(Path(entry.path).is_file() for entry in entries)
+    return Stage("data", title, partial(dataset_complete, synth, layout.data), run, command)
 
 
 def _extract_stage(layout: DemoLayout, job_workers: int) -> Stage:
-    """``mme extract`` of the training videos, once: the offline trajectories MME pre-trains on.
-
-    At least 2 workers, so that the flows run in spawned processes: with one, OpenCV's thread
-    pool starts in the demo's process and its later forked loader workers hang (measured).
-    """
+    """``mme extract`` of the training videos, once: the offline trajectories MME pre-trains on."""
     from mme.io.lists import list_root, read_list
     from mme.motion.extract import ExtractSettings, is_done, run_extraction, trajectory_outputs
 
+    # At least 2 workers so the flows run in spawned processes: with one, OpenCV's thread pool starts
+    # in the demo's process and its later forked loader workers hang (measured).
     listing, out, workers = layout.data.resolve() / "train.csv", layout.traj.resolve(), max(2, job_workers)
     extract = ExtractSettings(flow=EXTRACT_FLOW)
 

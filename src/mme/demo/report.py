@@ -1,51 +1,20 @@
-"""The demo's results, read back from the jobs' own files (each accuracy beside the eval.json it
-came from), the table and the figures."""
+"""The demo's results read back from the jobs' own files, the table and the figures."""
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import platform
 from pathlib import Path
 from typing import Any
 
-from mme.demo.layout import DemoLayout, read_json
+from mme.demo.layout import DemoLayout
 from mme.demo.settings import FIGURE_CLASSES, METHODS, DemoSettings, Method
 from mme.errors import DataError
+from mme.eval.metrics import wilson_interval
 from mme.utils.atomic import atomic_write_json, atomic_write_text
-from mme.utils.logging import RunLog, format_duration
+from mme.utils.jsonfile import read_json
+from mme.utils.logging import RunLog, format_duration, job_seconds
+from mme.utils.machine import machine
 
 RESULTS_FORMAT = "mme-demo-results-1"
-
-
-def job_seconds(jsonl: Path) -> float:
-    """Wall time of a job from its JSON-lines log: from each ``start`` event to the last event
-    before the next one (a resumed run has several), summed."""
-    total, begin, last = 0.0, None, 0.0
-    for number, line in enumerate(jsonl.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as error:
-            raise DataError(f"{jsonl}:{number} is not a JSON line: {error}") from None
-        if record.get("kind") == "start":
-            total += 0.0 if begin is None else last - begin
-            begin = float(record["time"])
-        last = float(record["time"])
-    return total if begin is None else total + last - begin
-
-
-def wilson_interval(percent: float, count: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval (in %) of an accuracy on ``count`` videos: the demo's test split
-    is small (40 videos in the full preset: one video = 2.5 points)."""
-    if count <= 0:
-        return 0.0, 100.0
-    p = percent / 100.0
-    centre = (p + z * z / (2 * count)) / (1 + z * z / count)
-    half = z * math.sqrt(p * (1 - p) / count + z * z / (4 * count * count)) / (1 + z * z / count)
-    return round(100 * max(0.0, centre - half), 1), round(100 * min(1.0, centre + half), 1)
 
 
 def _eval_numbers(path: Path, run: Path, summary_key: str) -> dict[str, Any]:
@@ -114,8 +83,7 @@ def _accuracy_text(numbers: dict[str, Any]) -> str:
 
 
 def target_floors(settings: DemoSettings, layout: DemoLayout, log: RunLog) -> dict[str, Any]:
-    """The context-free floor of every target (mme.eval.target_floors) on the data and config of
-    the MME pre-training run, logged beside each run's final loss."""
+    """Each target's context-free floor on the MME run's data and config, logged beside the final losses."""
     from mme.eval.target_floors import measure_floors
     from mme.train.run_config import PretrainConfig, load_run_config
 
@@ -143,25 +111,6 @@ def _figure_video(layout: DemoLayout) -> Path:
             if entry.label < len(classes) and classes[entry.label] == wanted:
                 return Path(entry.path)
     return Path(entries[0].path)
-
-
-def machine() -> dict[str, Any]:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        names = [
-            line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")
-        ]
-        cpu = names[0].split(":", 1)[1].strip() if names else cpu
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-    }
 
 
 def write_report(

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from mme.demo.jobs import pretrain_job
-from mme.demo.layout import DemoLayout, read_json
+from mme.demo.layout import DemoLayout
 from mme.demo.pipeline import build_stages
 from mme.demo.settings import METHODS, DemoSettings, full_settings, quick_settings
 from mme.errors import ConfigError
 from mme.utils.atomic import atomic_write_json
+from mme.utils.jsonfile import read_json
+from mme.utils.lock import exclusive
 from mme.utils.logging import RunLog, format_duration
+from mme.utils.machine import cpu_seconds, load_average, model_threads
 
 
 def run_demo(
@@ -25,22 +26,18 @@ def run_demo(
     seed: int = 0,
     settings: DemoSettings | None = None,
 ) -> dict[str, Any]:
-    """Run (or finish) the demo in ``out``; returns the content of ``results.json``.
-
-    ``settings`` replaces the preset (``quick`` and ``seed`` then do not apply), e.g. a longer
-    pre-training: ``dataclasses.replace(full_settings(), preset="long", overrides={"pretrain":
-    ["schedule.epochs=150"]})``.
-    """
+    """Run (or finish) the demo in ``out``; returns ``results.json``. ``settings`` replaces the preset."""
     if settings is None:
         settings = quick_settings(seed) if quick else full_settings(seed)
     layout = DemoLayout(Path(out))
     layout.out.mkdir(parents=True, exist_ok=True)
-    with _exclusive(layout):
+    busy = f"another mme demo is running in {layout.out}; wait for it or use another --out"
+    with exclusive(layout.out / "demo.lock", busy):
         check_state(settings, layout)
         workers = (
             pretrain_job(settings, layout, METHODS[0], layout.pretrain(METHODS[0])).resolved().runtime.workers
         )
-        with _model_threads(workers):
+        with model_threads(workers):
             return _run_stages(settings, layout)
 
 
@@ -66,7 +63,7 @@ def check_state(settings: DemoSettings, layout: DemoLayout) -> None:
 def _run_stages(settings: DemoSettings, layout: DemoLayout) -> dict[str, Any]:
     from mme.demo.report import write_report
 
-    started, load_start = time.perf_counter(), _load_average()
+    started, load_start = time.perf_counter(), load_average()
     with RunLog(layout.out, "demo") as log:
         log.event(
             "start",
@@ -87,9 +84,9 @@ def _run_stages(settings: DemoSettings, layout: DemoLayout) -> dict[str, Any]:
                 continue
             elapsed = format_duration(time.perf_counter() - started)
             log.event("stage", human=f"==== {header} (demo time {elapsed})", name=stage.name, status="start")
-            begin, cpu_begin = time.perf_counter(), _cpu_seconds()
+            begin, cpu_begin = time.perf_counter(), cpu_seconds()
             stage.run()
-            seconds, cpu = round(time.perf_counter() - begin, 2), round(_cpu_seconds() - cpu_begin, 2)
+            seconds, cpu = round(time.perf_counter() - begin, 2), round(cpu_seconds() - cpu_begin, 2)
             if not stage.done():
                 raise ConfigError(
                     f"demo stage {stage.name} ran but its outputs are incomplete; see the log above"
@@ -101,62 +98,7 @@ def _run_stages(settings: DemoSettings, layout: DemoLayout) -> dict[str, Any]:
             "stage", human=f"==== [figures] writing figures and results into {layout.out}", name="report"
         )
         commands = {stage.name: stage.command for stage in stages if stage.command}
-        loads = (load_start, _load_average())
+        loads = (load_start, load_average())
         results = write_report(settings, layout, commands, timings, time.perf_counter() - started, loads, log)
         log.event("done", human=f"mme demo done in {format_duration(time.perf_counter() - started)}")
     return results
-
-
-@contextlib.contextmanager
-def _exclusive(layout: DemoLayout) -> Iterator[None]:
-    """Hold ``OUT/demo.lock`` so that two demos never write one folder at the same time."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX (Windows): no advisory locks, run unguarded
-        yield
-        return
-    with open(layout.out / "demo.lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise ConfigError(
-                f"another mme demo is running in {layout.out}; wait for it or use another --out"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def _model_threads(workers: int) -> Iterator[None]:
-    """Give the model the cores the loader workers leave: PyTorch's spinning threads on
-    oversubscribed shared cores slow every step several-fold (measured: docs/demo.md)."""
-    import torch
-
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    previous = torch.get_num_threads()
-    torch.set_num_threads(max(1, cores - workers))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _cpu_seconds() -> float:
-    """CPU time of this process and its finished children: beside the wall time, how busy the
-    (possibly shared) cores were."""
-    import resource
-
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def _load_average() -> list[float] | None:
-    try:
-        return [round(value, 2) for value in os.getloadavg()]
-    except OSError:
-        return None

@@ -19,6 +19,7 @@ from mme.eval.metrics import confusion_matrix, merge_views, per_class_accuracy, 
 from mme.train.distributed import DistEnv, broadcast_from_main, gather_to_main
 from mme.train.trainer import Precision
 from mme.utils.atomic import atomic_write, atomic_write_json
+from mme.utils.jsonfile import read_json
 from mme.utils.logging import Progress, RunLog
 
 
@@ -277,6 +278,12 @@ def write_eval_files(
     summary["per_class_accuracy"] = dict(zip(names, result["per_class_accuracy"], strict=True))
     atomic_write_json(folder / "eval.json", summary)
     return summary
+
+
+def eval_done(eval_json: Path) -> bool:
+    """An eval.json that holds a top-1 accuracy."""
+    data = read_json(eval_json)
+    return isinstance(data, dict) and isinstance(data.get("top1"), (int, float))
 
 
 def dataset_class_names(

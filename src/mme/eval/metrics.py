@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -42,3 +44,13 @@ def per_class_accuracy(confusion: torch.Tensor) -> list[float | None]:
     totals = confusion.sum(dim=1)
     correct = confusion.diagonal()
     return [None if int(t) == 0 else float(c) / float(t) for c, t in zip(correct, totals, strict=True)]
+
+
+def wilson_interval(percent: float, count: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval (in %) of an accuracy on ``count`` videos (small test sets)."""
+    if count <= 0:
+        return 0.0, 100.0
+    p = percent / 100.0
+    centre = (p + z * z / (2 * count)) / (1 + z * z / count)
+    half = z * math.sqrt(p * (1 - p) / count + z * z / (4 * count * count)) / (1 + z * z / count)
+    return round(100 * max(0.0, centre - half), 1), round(100 * min(1.0, centre + half), 1)

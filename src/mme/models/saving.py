@@ -21,6 +21,7 @@ from mme.models.config import (
 from mme.models.registry import model_kind
 from mme.models.storage import atomic_folder, write_safetensors
 from mme.utils.atomic import atomic_write_json
+from mme.utils.jsonfile import read_json
 
 FORMAT = "mme"
 FORMAT_VERSION = 1
@@ -92,3 +93,19 @@ def write_model_files(model: nn.Module, folder: Path) -> None:
     payload = model_config_dict(model)
     write_safetensors(folder / "model.safetensors", model.state_dict(), {"mme_config": json.dumps(payload)})
     atomic_write_json(folder / "config.json", payload)
+
+
+def model_intact(folder: Path) -> bool:
+    """An mme model folder whose config parses and whose weights file is complete."""
+    from safetensors import SafetensorError, safe_open
+
+    config = read_json(folder / "config.json")
+    weights = folder / "model.safetensors"
+    if not isinstance(config, dict) or config.get("format") != FORMAT or not weights.is_file():
+        return False
+    try:
+        # safe_open checks every tensor's byte range against the file size without loading it.
+        with safe_open(str(weights), framework="pt") as handle:
+            return bool(list(handle.keys()))
+    except (SafetensorError, OSError):
+        return False

@@ -19,6 +19,7 @@ from mme.train.checkpoint import CheckpointDir, load_checkpoint
 from mme.train.config_loader import to_dict, write_config
 from mme.train.distributed import DistEnv, cpu_threads, init_distributed, shutdown_distributed
 from mme.utils.atomic import atomic_write_json
+from mme.utils.jsonfile import read_json
 from mme.utils.logging import RunLog
 
 
@@ -202,3 +203,16 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def run_finished(run: Path) -> bool:
+    """A pretrain / finetune run folder that finished and saved its final model."""
+    from mme.models.saving import model_intact
+
+    summary = read_json(run / "summary.json")
+    return isinstance(summary, dict) and summary.get("finished") is True and model_intact(run / "model")
+
+
+def has_checkpoints(run: Path) -> bool:
+    folder = run / "checkpoints"
+    return folder.is_dir() and any(path.suffix == ".pt" for path in folder.iterdir())

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
+from mme.errors import DataError
+
 T = TypeVar("T")
 
 _CONSOLE_FORMAT = "%(asctime)s %(levelname).1s %(name)s | %(message)s"
@@ -162,6 +164,23 @@ def current_records(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, A
 
 
 _HISTORY = ("start", "resume", "interrupted", "summary")
+
+
+def job_seconds(jsonl: Path) -> float:
+    """Wall time of a job from its JSON-lines log: each ``start`` to the event before the next, summed."""
+    total, begin, last = 0.0, None, 0.0
+    for number, line in enumerate(jsonl.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as error:
+            raise DataError(f"{jsonl}:{number} is not a JSON line: {error}") from None
+        if record.get("kind") == "start":
+            total += 0.0 if begin is None else last - begin
+            begin = float(record["time"])
+        last = float(record["time"])
+    return total if begin is None else total + last - begin
 
 
 def format_duration(seconds: float) -> str:
