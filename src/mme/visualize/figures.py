@@ -126,7 +126,7 @@ def accuracy_figure(
                 [v - low for v, (low, _) in zip(values, interval, strict=True)],
                 [high - v for v, (_, high) in zip(values, interval, strict=True)],
             ]
-        bars = ax.bar(
+        ax.bar(
             [p + offset for p in positions],
             values,
             width,
@@ -138,7 +138,10 @@ def accuracy_figure(
             yerr=errors,
             capsize=3,
         )
-        ax.bar_label(bars, labels=[f"{v:.1f}" for v in values], fontsize=8, padding=2, label_type="center")
+        # Each value above its interval, where neither the bar's hatch nor the chance line hides it.
+        tops = values if interval is None else [high for _, high in interval]
+        for x, value, top in zip([p + offset for p in positions], values, tops, strict=True):
+            ax.text(x, top + 1.5, f"{value:.1f}", ha="center", va="bottom", fontsize=8)
     ax.axhline(chance, color="black", ls=":", lw=1, label=f"chance ({chance:.1f}%)")
     ax.set_xticks(positions, [label for _, label in methods])
     ax.set_ylabel("test top-1 (%)")
