@@ -9,7 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from mme.demo.jobs import Job, finetune_job, pretrain_job, probe_eval_job, probe_job
 from mme.demo.layout import DemoLayout
@@ -39,7 +38,7 @@ def build_stages(settings: DemoSettings, layout: DemoLayout) -> list[Stage]:
     if config.data.trajectories == "offline":
         stages.append(_extract_stage(layout, config.runtime.workers))
     title = f"random initialisation for '{none.key}' (where pre-training starts, seed {settings.seed})"
-    save = partial(_save_random_init, init, layout.encoder(none))
+    save = partial(_save_initial_model, init, layout.encoder(none))
     stages.append(Stage("init", title, partial(model_intact, layout.encoder(none)), save))
     for method in (m for m in METHODS if m.pretrains):
         job = pretrain_job(settings, layout, method, layout.pretrain(method))
@@ -81,8 +80,7 @@ def _data_stage(settings: DemoSettings, layout: DemoLayout) -> Stage:
 
 def _extract_stage(layout: DemoLayout, job_workers: int) -> Stage:
     """``mme extract`` of the training videos, once: the offline trajectories MME pre-trains on."""
-    from mme.io.lists import list_root, read_list
-    from mme.motion.extract import ExtractSettings, is_done, run_extraction, trajectory_outputs
+    from mme.motion.extract import ExtractSettings, list_done, run_extraction
 
     # At least 2 workers so the flows run in spawned processes: with one, OpenCV's thread pool starts
     # in the demo's process and its later forked loader workers hang (measured).
@@ -94,26 +92,13 @@ def _extract_stage(layout: DemoLayout, job_workers: int) -> Stage:
         if summary.failed:
             raise DataError(f"mme extract failed on {summary.failed} videos; see {summary.failures_path}")
 
-    def done() -> bool:
-        try:
-            outputs = trajectory_outputs(read_list(listing), out, list_root(listing), listing)
-        except DataError:
-            return False
-        return all(is_done(video, path, extract) for video, path in outputs.items())
-
     arguments = ["--list", str(listing), "--out", str(out), "--flow", EXTRACT_FLOW, "--workers", str(workers)]
     title = f"trajectories of the training videos (mme extract, flow {EXTRACT_FLOW}, once)"
+    done = partial(list_done, listing, out, extract)
     return Stage("extract", title, done, run, shlex.join(["mme", "extract", *arguments]))
 
 
-def _save_random_init(job: Job, folder: Path) -> None:
-    """The weights MME pre-training starts from: what ``run_pretrain`` builds, seeded as it does."""
-    from mme.models import save_model
-    from mme.tasks.pretrain import pretrain_model
-    from mme.train.run import seed_everything
+def _save_initial_model(job: Job, folder: Path) -> None:
+    from mme.tasks.pretrain import save_initial_model
 
-    config = job.config()
-    seed_everything(config.runtime.seed)
-    model: Any = pretrain_model(config)
-    model.model_name = config.model.name
-    save_model(model, folder, overwrite=True)
+    save_initial_model(job.config(), folder)

@@ -84,17 +84,16 @@ def _accuracy_text(numbers: dict[str, Any]) -> str:
 
 def target_floors(settings: DemoSettings, layout: DemoLayout, log: RunLog) -> dict[str, Any]:
     """Each target's context-free floor on the MME run's data and config, logged beside the final losses."""
-    from mme.eval.target_floors import measure_floors
-    from mme.train.run_config import PretrainConfig, load_run_config
+    from mme.eval.target_floors import run_floors
 
-    run = layout.pretrain(next(m for m in METHODS if m.needs_trajectories))
-    config = load_run_config(PretrainConfig, run / "config.yaml")
-    measured = measure_floors(config, settings.floor_samples, config.batch.per_gpu)
+    measured = run_floors(layout.pretrain(METHODS[0]), settings.floor_samples)
     for method in (m for m in METHODS if m.pretrains):
         final = (read_json(layout.pretrain(method) / "summary.json") or {}).get("final") or {}
         for target in method.predict:
-            ended = final.get(f"loss_{target}", final.get("loss"))
-            floor = measured["floors"][target]["dataset_mean"]
+            ended, floor = (
+                final.get(f"loss_{target}", final.get("loss")),
+                measured["floors"][target]["dataset_mean"],
+            )
             message = "%s pre-training: %s loss ended at %s; its context-free floor is %.4g"
             log.info(message, method.key, target, "?" if ended is None else f"{ended:.4g}", floor)
     return measured

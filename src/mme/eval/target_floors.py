@@ -15,6 +15,7 @@ prints them for any pre-training config.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,14 @@ def measure_floors(config: Any, samples: int = 160, batch: int = 16) -> dict[str
             return _measure(config, samples, batch)
     finally:
         np.random.set_state(numpy_state)
+
+
+def run_floors(run: Path, samples: int) -> dict[str, Any]:
+    """:func:`measure_floors` of the pre-training run folder ``run`` (its ``config.yaml``)."""
+    from mme.train.run_config import PretrainConfig, load_run_config
+
+    config = load_run_config(PretrainConfig, run / "config.yaml")
+    return measure_floors(config, samples, config.batch.per_gpu)
 
 
 def _measure(config: Any, samples: int, batch: int) -> dict[str, Any]:

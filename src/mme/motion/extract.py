@@ -247,6 +247,17 @@ def is_done(video: Path, out_path: Path, settings: ExtractSettings, verify: bool
     return meta.settings() == expected_settings(settings, video)
 
 
+def list_done(listing: Path, out_dir: Path, settings: ExtractSettings) -> bool:
+    """True when every video of the list file ``listing`` has an intact trajectory file in ``out_dir``."""
+    from mme.io.lists import list_root, read_list
+
+    try:
+        outputs = trajectory_outputs(read_list(listing), out_dir, list_root(listing), listing)
+    except DataError:
+        return False
+    return all(is_done(video, path, settings) for video, path in outputs.items())
+
+
 def remove_stale_temp_files(finals: set[Path]) -> int:
     """Delete temporary files a killed run left next to this job's ``finals`` (never other shards')."""
     removed = 0

@@ -6,6 +6,7 @@ A step: normalise -> model (:mod:`mme.models.pretrain`) -> targets -> masked los
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,17 @@ def pretrain_model(config: PretrainConfig) -> nn.Module:
     if config.model.init_from is not None:
         return load_pretrain_model(config.model.init_from, **settings)
     return create_model(config.model.name, **settings)
+
+
+def save_initial_model(config: PretrainConfig, folder: Path) -> None:
+    """The weights a pre-training with ``config`` starts from, built and seeded as ``run_pretrain`` does."""
+    from mme.models import save_model
+    from mme.train.run import seed_everything
+
+    seed_everything(config.runtime.seed)
+    model: Any = pretrain_model(config)
+    model.model_name = config.model.name
+    save_model(model, folder, overwrite=True)
 
 
 class PretrainTask:
