@@ -1,17 +1,5 @@
-"""The context-free floor of each pre-training target: what a model can reach without the video.
-
-A masked-prediction loss only says something about the encoder once it is below the loss of
-predicting, for every token, the dataset mean of the target — a model that ignores the visible
-tokens can always get there. :func:`measure_floors` draws samples exactly as ``mme pretrain``
-does (same dataset class, crops, masks, online trajectories), builds the ``traj``, ``hog`` and
-``pixel`` targets of the masked tokens, and returns that floor (and the loss of predicting zeros)
-per target, how much of each target a sigmoid or tanh head could not output, plus how much
-the points inside a token move: the patch-std trajectory target
-divides by that spread, so where it is below the flow's error the target is mostly flow noise.
-
-The demo draws these floors on its pre-training loss curves; ``benchmarks/target_floors.py``
-prints them for any pre-training config.
-"""
+"""Each pre-training target's context-free floor (the loss of predicting its dataset mean) on samples
+drawn as ``mme pretrain`` draws them, plus how much points move inside a token (docs/demo.md)."""
 
 from __future__ import annotations
 

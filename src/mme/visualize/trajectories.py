@@ -1,13 +1,6 @@
-"""The trajectory picture of ``mme visualize``: the targets MME is asked to predict on one clip and
-what a pre-training checkpoint predicts (docs/demo.md).
-
-Top row: one tubelet's raw frames with each tracked point's target trajectory, in pixels. Bottom
-row, masked patches only: the normalised target and the prediction in the space the model is
-trained in; un-normalising a prediction would borrow the target's per-patch mean and std, and an
-untrained decoder would then draw convincing tracks. The numbers are the masked-token loss of the
-model and of predicting zeros (a baseline that never sees the video). A checkpoint without a
-pre-training ``traj`` decoder is refused unless ``allow_random_decoder``.
-"""
+"""``mme visualize``: a clip's target trajectories and a pre-training checkpoint's predictions for
+its masked patches, drawn in the normalised target space, with the model's loss beside predicting
+zeros (docs/demo.md, "The trajectory picture")."""
 
 from __future__ import annotations
 
@@ -477,16 +470,11 @@ def trajectory_figure(
     magnify: float | None = None,
     allow_random_decoder: bool = False,
 ) -> dict[str, Any]:
-    """The trajectory picture of ``video`` for an MME pre-training ``checkpoint``, saved to ``out``,
-    with what it shows (losses included) in ``out`` with suffix ``.json``.
+    """Draw ``video``'s picture for ``checkpoint`` to ``out`` (numbers in ``out`` with suffix ``.json``).
 
-    ``settings`` default to the checkpoint's own run (:func:`settings_from_run`), else to the
-    released recipe's (stride 4, mask 0.7 tube, default trajectories). ``start``: first raw frame
-    of the clip (None: centred); ``tubelet``: which tubelet to draw (None: the one whose masked
-    patches move most); ``magnify``: displacement scale for drawing pixels (None: automatic).
-    ``allow_random_decoder``: draw a checkpoint without a pre-training decoder (else
-    CheckpointError); the figure then says "RANDOM DECODER" (decoder drawn with ``seed``).
-    """
+    None means: the checkpoint run's settings (else the released recipe's), a centred clip, the
+    tubelet whose masked patches move most, automatic magnification. A checkpoint without a
+    pre-training decoder is a CheckpointError unless ``allow_random_decoder``."""
     if not Path(video).is_file():
         raise DataError(f"video {video} does not exist")
     if Path(out).suffix == ".json":
