@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_distributed import torchrun
-from train_helpers import read_jsonl, run_mme, tiny_eval, tiny_finetune, tiny_probe
+from train_helpers import read_jsonl, run_mme, tiny_eval, tiny_finetune, tiny_probe, torchrun
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,19 @@ def test_convert_original_pretraining_checkpoint_to_mme_and_hf(tmp_path, capsys)
     assert pretrain(clip, tube_mask(2, (2, 2, 2), 2))["traj"].shape == (2, 4, 32)
 
 
+def test_convert_reads_heads_named_alone_from_the_target_registry(tmp_path):
+    torch.save({"model": original_pretrain_state()}, tmp_path / "pretrain.pth")
+    # pixel (a head the checkpoint lacks) named alone: width and activation from the target registry
+    heads = "heads=[pixel, {name: traj, dim: 32, activation: tanh}]"
+    argv = ["convert", str(tmp_path / "pretrain.pth"), str(tmp_path / "pt"), "--pretrain", "--set", heads]
+    assert main(argv) == 0
+    config = load_pretrain_model(tmp_path / "pt").config
+    assert [(h.name, h.dim, h.activation) for h in config.heads] == [
+        ("pixel", 1536, "identity"),
+        ("traj", 32, "tanh"),
+    ]
+
+
 def test_convert_refuses_to_overwrite_and_reports_errors(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("MME_DEBUG", raising=False)
     save_model(tiny_classifier(), tmp_path / "src")

@@ -62,31 +62,29 @@ TINT = 60.0  # colour offset of each half (opposite hues): tells the videos and 
 # -- videos ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Layout:
-    """One video: where its two halves are and what each shows.
+    """What the two halves of one video show (half 0 is the top one).
 
-    Half 0 is the left (``vertical``) or top half. Motion videos: ``strong`` is the half whose
-    texture has the high contrast, ``spin`` half 0's rotation in rad / frame (half 1 turns the
-    other way), ``hue`` the strong half's tint (the other's is opposite). Stripe videos: ``wave``
-    (cycles per patch in x and y) and ``phase`` of half 0's stripes (half 1 shows the negative).
+    Motion videos: ``strong`` is the half whose texture has the high contrast, ``spin`` half 0's
+    rotation in rad / frame (half 1 turns the other way), ``hue`` the strong half's tint (the
+    other's is opposite). Stripe videos: ``wave`` (cycles per patch in x and y) and ``phase`` of
+    half 0's stripes (half 1 shows the negative).
     """
 
-    vertical: bool
     strong: int
     spin: float
     hue: float
     wave: tuple[int, int]
     phase: float
 
-    def half_of_tokens(self, tubelets: int, side: int = SIZE // PATCH) -> np.ndarray:
-        """Half (0/1) of each token ``n = (k * Hp + i) * Wp + j``, shape (tubelets * side**2,)."""
-        rows, cols = np.mgrid[0:side, 0:side]
-        half = (cols if self.vertical else rows) >= side // 2
-        return np.tile(half.ravel(), tubelets).astype(np.int64)
+
+def half_of_tokens(tubelets: int, side: int = SIZE // PATCH) -> np.ndarray:
+    """Half (0/1) of each token ``n = (k * Hp + i) * Wp + j``, shape (tubelets * side**2,)."""
+    rows = np.repeat(np.arange(side), side)
+    return np.tile(rows >= side // 2, tubelets).astype(np.int64)
 
 
 def draw_layout(rng: np.random.Generator) -> Layout:
     return Layout(
-        vertical=False,  # top/bottom halves (see the module docstring)
         strong=int(rng.integers(2)),
         spin=SPIN * float(rng.choice([-1.0, 1.0])),
         hue=float(rng.uniform(0, 2 * math.pi)),
@@ -101,13 +99,12 @@ def _fine_grid() -> tuple[np.ndarray, np.ndarray]:
     return (xs + 0.5) / FINE - 0.5, (ys + 0.5) / FINE - 0.5
 
 
-def _halves(layout: Layout) -> list[tuple[np.ndarray, tuple[float, float]]]:
-    """Per half: its fine-sample mask and its centre (x, y) in pixels."""
-    xs, ys = _fine_grid()
-    second = (xs if layout.vertical else ys) >= SIZE / 2 - 0.5
+def _halves() -> list[tuple[np.ndarray, tuple[float, float]]]:
+    """Per half (top, bottom): its fine-sample mask and its centre (x, y) in pixels."""
+    _, ys = _fine_grid()
+    second = ys >= SIZE / 2 - 0.5
     middle, low, high = (SIZE - 1) / 2, (SIZE / 2 - 1) / 2, SIZE * 3 / 4 - 0.5
-    centres = [(low, middle), (high, middle)] if layout.vertical else [(middle, low), (middle, high)]
-    return [(~second, centres[0]), (second, centres[1])]
+    return [(~second, (middle, low)), (second, (middle, high))]
 
 
 def render_motion(layout: Layout, rng: np.random.Generator) -> np.ndarray:
@@ -126,7 +123,7 @@ def render_motion(layout: Layout, rng: np.random.Generator) -> np.ndarray:
     for t in range(FRAMES):
         fine = np.empty((SIZE * FINE, SIZE * FINE, 3), np.float32)
         for (inside, (cx, cy)), texture, contrast, hue, spin in zip(
-            _halves(layout), textures, contrasts, hues, (layout.spin, -layout.spin), strict=True
+            _halves(), textures, contrasts, hues, (layout.spin, -layout.spin), strict=True
         ):
             # Sample the texture where the point now at (x, y) was at frame 0: rotate back by spin*t.
             angle = -spin * t
@@ -145,7 +142,7 @@ def render_stripes(layout: Layout) -> np.ndarray:
     xs, ys = _fine_grid()
     a, b = layout.wave
     stripes = np.cos(2 * math.pi * (a * xs + b * ys) / PATCH + layout.phase)
-    second = _halves(layout)[1][0]
+    second = _halves()[1][0]
     fine = 128.0 + 90.0 * np.where(second, -stripes, stripes)
     frame = _to_pixels(np.repeat(fine[..., None], 3, axis=2).astype(np.float32))
     return np.repeat(frame[None], FRAMES, axis=0)
@@ -200,7 +197,7 @@ def collect(run_dir: Path, layouts: list[Layout], samples: int, seed: int = 1) -
     traj = config.traj if config.data.trajectories != "none" else None
     dataset = PretrainDataset(config.data, traj)
     tubelets = config.data.num_frames // config.data.tubelet_size
-    halves = [torch.as_tensor(layout.half_of_tokens(tubelets)) for layout in layouts]
+    half = torch.as_tensor(half_of_tokens(tubelets))
     out = {name: Masked([], [], [], [], []) for name in config.predict}
     numpy_state = np.random.get_state()
     try:
@@ -213,7 +210,7 @@ def collect(run_dir: Path, layouts: list[Layout], samples: int, seed: int = 1) -
                 predictions = model(clip, batch["mask"])
                 built = build_targets(config.predict, {**batch, "clip": clip}, config.target_config())
                 video = batch["index"] % len(layouts)  # the list repeats the videos
-                parts = torch.stack([2 * v + halves[v] for v in video.tolist()])
+                parts = 2 * video[:, None] + half
                 for name, (values, weight) in built.items():
                     found = out[name]
                     found.values.append(values)

@@ -3,21 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import torch
-from train_helpers import final_weights, read_jsonl, run_mme, tiny_eval, tiny_pretrain
-
-
-def torchrun(args: list[str], cwd: Path) -> None:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "mme.cli.main", *args]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MME_PROGRESS": "log"}
-    done = subprocess.run(command, check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
+from train_helpers import final_weights, read_jsonl, run_mme, tiny_eval, tiny_pretrain, torchrun
 
 
 def test_two_processes_train_like_one_with_the_same_global_batch(synthetic_data, tmp_path):

@@ -7,6 +7,9 @@ two-block ViT-tiny on 4x32x32 clips, so a whole run takes a few seconds.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -118,3 +121,12 @@ def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 def run_mme(args: list[str]) -> int:
     return main(args)
+
+
+def torchrun(args: list[str], cwd: Path) -> None:
+    """``mme ARGS`` as two CPU processes under torchrun (gloo); fails the test on a non-zero exit."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "mme.cli.main", *args]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MME_PROGRESS": "log"}
+    done = subprocess.run(command, check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]

@@ -14,7 +14,7 @@ from torch import nn
 
 from mme.data.bad_videos import too_many_bad
 from mme.data.transforms import normalize_clip
-from mme.errors import DataError
+from mme.errors import ConfigError, DataError
 from mme.eval.metrics import confusion_matrix, merge_views, per_class_accuracy, topk_correct
 from mme.train.distributed import DistEnv, broadcast_from_main, gather_to_main
 from mme.train.trainer import Precision
@@ -290,7 +290,6 @@ def dataset_class_names(
     data: Any, list_file: str | None, num_classes: int, counted: str
 ) -> tuple[list[str], Path] | None:
     """Label names of ``data.classes_file``, else ``classes.json`` beside the list, checked (or None)."""
-    from mme.errors import ConfigError, DataError
     from mme.io.classes import find_class_names_file, read_class_names
     from mme.models.config import check_class_names
 

@@ -23,14 +23,14 @@ from mme.io.lists import VideoEntry
 from mme.train.distributed import DistEnv, cpu_threads, setup_device
 from mme.train.trainer import PRECISIONS
 from mme.utils.logging import RunLog
+from mme.utils.machine import usable_cores
 
 DEVICES = ("auto", "cpu", "cuda")
 
 
 def default_workers() -> int:
     """Loader workers when not given: half the cores (the model needs the rest), 1 to 8."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(8, cores // 2))
+    return max(1, min(8, usable_cores() // 2))
 
 
 @dataclass

@@ -83,9 +83,9 @@ def _measure(config: Any, samples: int, batch: int) -> dict[str, Any]:
         spread, drift = within_patch_motion(sample["traj_disp"], per_side)
         spreads.append(spread)
         drifts.append(drift)
+    joined = {name: torch.cat(chunks).double() for name, chunks in masked.items()}
     floors: dict[str, dict[str, float]] = {}
-    for name, chunks in masked.items():
-        values = torch.cat(chunks).double()
+    for name, values in joined.items():
         if name == "traj":  # the loss counts a token's motion only where its points stay valid
             weight = torch.cat(traj_weights).double()
         else:
@@ -96,13 +96,12 @@ def _measure(config: Any, samples: int, batch: int) -> dict[str, Any]:
             "dataset_mean": float((((values - mean) ** 2).sum(1) * weight).sum() / len(values)),
         }
     head_ranges = {
-        name: {kind: _out_of_range(torch.cat(chunks).double(), kind) for kind in RANGES}
-        for name, chunks in masked.items()
+        name: {kind: _out_of_range(values, kind) for kind in RANGES} for name, values in joined.items()
     }
     spread, drift = np.concatenate(spreads), np.concatenate(drifts)
     return {
         "samples": len(subset),
-        "masked_tokens": int(sum(len(chunk) for chunk in masked["traj"])),
+        "masked_tokens": len(joined["traj"]),
         "traj_norm": targets.traj_norm,
         "floors": floors,
         "head_ranges": head_ranges,

@@ -7,7 +7,7 @@ the recipe installed with the package.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -124,16 +124,16 @@ def _parse_override(item: str) -> DictConfig:
         raise ConfigError(f"--set {item}: {_first_line(error)}") from None
 
 
-def _merge(base: DictConfig, data: Any, source: str, moved: dict[str, str] | None = None) -> DictConfig:
+def _merge(base: DictConfig, data: Any, source: str, moved: Mapping[str, str]) -> DictConfig:
     try:
         return OmegaConf.merge(base, data)  # type: ignore[return-value]
     except OmegaConfBaseException as error:
         key = getattr(error, "full_key", None)
         message = _first_line(error)
         if isinstance(error, KeyError):
-            if key in (moved or {}):
+            if key in moved:
                 raise ConfigError(
-                    f"{source}: '{key}' is no longer a setting; the value lives in {moved[key]}"  # type: ignore[index]
+                    f"{source}: '{key}' is no longer a setting; the value lives in {moved[key]}"
                 ) from None
             raise ConfigError(f"{source}: unknown config key '{key or message}'{_known(error)}") from None
         where = f" for key '{key}'" if key else ""

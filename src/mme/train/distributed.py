@@ -11,6 +11,7 @@ import torch
 import torch.distributed as dist
 
 from mme.errors import ConfigError
+from mme.utils.machine import usable_cores
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,7 @@ def cpu_threads(workers: int, local_world_size: int = 1) -> int | None:
     """CPU intra-op threads: cores the loader workers leave, per local rank (more make OpenMP thrash)."""
     if os.environ.get("OMP_NUM_THREADS"):
         return None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // max(local_world_size, 1) - workers)
+    return max(1, usable_cores() // max(local_world_size, 1) - workers)
 
 
 def setup_device(requested: str, local_rank: int = 0) -> torch.device:

@@ -214,5 +214,5 @@ def run_finished(run: Path) -> bool:
 
 
 def has_checkpoints(run: Path) -> bool:
-    folder = run / "checkpoints"
-    return folder.is_dir() and any(path.suffix == ".pt" for path in folder.iterdir())
+    """What makes :class:`Run` refuse the folder without ``--resume``."""
+    return CheckpointDir(run / "checkpoints").has_any()

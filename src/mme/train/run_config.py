@@ -151,6 +151,20 @@ class RuntimeConfig(EvalRuntimeConfig):
     resume: str | None = None
 
 
+def derive_target_config(
+    targets: TargetSettings, traj: TrajectoryConfig, patch_size: int, tubelet_size: int
+) -> TargetConfig:
+    """The target builders' config: the ``targets`` settings at a token and trajectory geometry."""
+    return TargetConfig(
+        **dataclasses.asdict(targets),
+        patch_size=patch_size,
+        tubelet_size=tubelet_size,
+        traj_steps=traj.steps,
+        traj_stride=traj.grid_stride,
+        max_displacement=traj.max_displacement,
+    )
+
+
 @dataclass
 class PretrainConfig:
     """``mme pretrain``: MME pre-training (docs/method.md §1–6)."""
@@ -185,14 +199,7 @@ class PretrainConfig:
 
     def target_config(self) -> TargetConfig:
         """What the target builders read: ``targets`` at the token geometry of data and traj."""
-        return TargetConfig(
-            **dataclasses.asdict(self.targets),
-            patch_size=self.data.patch_size,
-            tubelet_size=self.data.tubelet_size,
-            traj_steps=self.traj.steps,
-            traj_stride=self.traj.grid_stride,
-            max_displacement=self.traj.max_displacement,
-        )
+        return derive_target_config(self.targets, self.traj, self.data.patch_size, self.data.tubelet_size)
 
     def model_settings(self) -> dict[str, Any]:
         """``create_model`` settings: overrides, one head per predicted target, the data's clip size."""

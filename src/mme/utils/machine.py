@@ -45,17 +45,18 @@ def load_average() -> list[float] | None:
         return None
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 @contextlib.contextmanager
 def model_threads(workers: int) -> Iterator[None]:
     """Give PyTorch the cores the loader workers leave (spinning threads on oversubscribed cores are slow)."""
     import torch
 
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
     previous = torch.get_num_threads()
-    torch.set_num_threads(max(1, cores - workers))
+    torch.set_num_threads(max(1, usable_cores() - workers))
     try:
         yield
     finally:

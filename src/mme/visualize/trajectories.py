@@ -20,7 +20,8 @@ from mme.data.transforms import normalize_clip, to_clip_tensor
 from mme.errors import CheckpointError, ConfigError, DataError
 from mme.io.video import open_video
 from mme.motion import TrajectoryConfig, dense_clip_trajectories
-from mme.objectives import TargetConfig, build_targets, grid_to_tokens, masked_loss
+from mme.objectives import TargetConfig, TargetSettings, build_targets, grid_to_tokens, masked_loss
+from mme.train.run_config import derive_target_config
 from mme.utils.atomic import atomic_write_json
 from mme.utils.logging import get_logger
 
@@ -39,7 +40,7 @@ class PictureSettings:
     mask_ratio: float = 0.7
     mask_type: str = "tube"
     traj: TrajectoryConfig = dataclasses.field(default_factory=TrajectoryConfig)
-    targets: TargetConfig = dataclasses.field(default_factory=TargetConfig)
+    targets: TargetSettings = dataclasses.field(default_factory=TargetSettings)
 
 
 @dataclass
@@ -104,7 +105,7 @@ def settings_from_run(checkpoint: str | os.PathLike[str]) -> PictureSettings | N
         mask_ratio=config.data.mask_ratio,
         mask_type=config.data.mask_type,
         traj=config.traj,
-        targets=config.target_config(),
+        targets=config.targets,
     )
 
 
@@ -160,11 +161,7 @@ def clip_inputs(
     pre-training does, for a model whose encoder config is ``encoder``."""
     frames_per_clip, size = encoder.num_frames, encoder.img_size
     patch, tubelet = encoder.patch_size, encoder.tubelet_size
-    targets = dataclasses.replace(settings.targets, patch_size=patch, tubelet_size=tubelet)
-    if targets.traj_steps != settings.traj.steps:
-        raise ConfigError(
-            f"targets.traj_steps={targets.traj_steps} must equal traj.steps={settings.traj.steps}"
-        )
+    targets = derive_target_config(settings.targets, settings.traj, patch, tubelet)
     with open_video(video) as reader:
         try:
             indices = stride_clip(
